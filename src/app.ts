@@ -1,0 +1,152 @@
+import fastifySwagger from '@fastify/swagger'
+import Fastify, { type FastifyInstance } from 'fastify'
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod'
+import type { Logger } from 'pino'
+import { ensureAdmin } from './auth/bootstrap.ts'
+import { makeGuard } from './auth/guard.ts'
+import { authRoutes } from './auth/routes.ts'
+import { AuthStore } from './auth/store.ts'
+import type { Config } from './config/config.ts'
+import { openDatabase, type Db } from './db/database.ts'
+import { installErrorHandling } from './http/error-handler.ts'
+import { RateLimiter } from './http/rate-limit.ts'
+import { registerRoutes } from './http/route.ts'
+import { limitsRoutes } from './limits/routes.ts'
+import type { NodeClient, WorkspaceSpec } from './node/types.ts'
+import { Reconciler } from './reconciler/reconciler.ts'
+import { templateRoutes } from './templates/routes.ts'
+import { guestRoutes } from './workspaces/guest-routes.ts'
+import { workspaceRoutes } from './workspaces/routes.ts'
+import { WorkspaceService } from './workspaces/service.ts'
+import { WorkspaceStore, type WorkspaceRow } from './workspaces/store.ts'
+
+export interface BuildOptions {
+  config: Config
+  /** The node VMs run on; null when this server has none (start answers 503). */
+  node: NodeClient | null
+  db?: Db
+  logger?: boolean | { level: string }
+}
+
+export interface Rigbox {
+  db: Db
+  auth: AuthStore
+  store: WorkspaceStore
+  workspaces: WorkspaceService
+  reconciler: Reconciler
+  node: NodeClient | null
+  /** Set on the start that created the admin account. */
+  adminKeyPath: string | null
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rigbox: Rigbox
+  }
+}
+
+/** The whole control plane as one Fastify instance: `rigbox serve` listens on it, tests inject. */
+export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
+  const { config, node } = opts
+  const app = Fastify({
+    logger: opts.logger ?? { level: config.logLevel },
+    bodyLimit: config.bodyLimitBytes,
+    // Errors carry our own codes; Fastify's default 'Bad Request' text never reaches clients.
+    return503OnClosing: true,
+    trustProxy: false,
+  })
+  app.setValidatorCompiler(validatorCompiler)
+  app.setSerializerCompiler(serializerCompiler)
+  installErrorHandling(app)
+  // File uploads arrive as raw bytes, with their own (larger) size limit.
+  app.addContentTypeParser(
+    'application/octet-stream',
+    { parseAs: 'buffer', bodyLimit: config.fileLimitBytes },
+    (_req, body, done) => done(null, body),
+  )
+
+  const db = opts.db ?? (await openDatabase(config.dbPath))
+  const auth = new AuthStore(db)
+  const store = new WorkspaceStore(db)
+  const specOf = async (row: WorkspaceRow): Promise<WorkspaceSpec> => ({
+    id: row.id,
+    name: row.name,
+    ownerId: row.user_id,
+    image: row.image,
+    ramMb: row.ram_mb,
+    vcpus: row.vcpu_count,
+    diskMb: row.disk_size_mb,
+    env: JSON.parse(row.env_vars) as Record<string, string>,
+    authorizedKeys: [],
+  })
+  const reconciler = new Reconciler({
+    store,
+    node,
+    log: app.log as Logger,
+    bootTimeoutMs: config.bootTimeoutMs,
+    stopTimeoutMs: config.stopTimeoutMs,
+    specOf,
+  })
+  const workspaces = new WorkspaceService({
+    store,
+    node,
+    nodeId: node?.id ?? 'none',
+    kick: (id) => reconciler.kick(id),
+    onEnvChanged: async (row) => {
+      await node?.configure(await specOf(row))
+    },
+  })
+  const adminKeyPath = await ensureAdmin(auth, config.dataDir)
+  app.decorate('rigbox', { db, auth, store, workspaces, reconciler, node, adminKeyPath })
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Rigbox API',
+        description:
+          'Workspaces in isolated micro-VMs. `/api/v1` answers with envelopes ({"vm": …}); `/api` with the flat shapes of the seed examples.',
+        version: '1.0.0',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  })
+
+  const guard = makeGuard(
+    auth,
+    new RateLimiter(
+      {
+        auth: config.rateLimits.auth,
+        workspaces: config.rateLimits.workspaces,
+        apps: config.rateLimits.apps,
+      },
+      config.rateLimits.windowMs,
+    ),
+  )
+  registerRoutes(
+    app,
+    [
+      ...authRoutes(auth),
+      ...workspaceRoutes(workspaces),
+      ...guestRoutes(workspaces, node, config),
+      ...templateRoutes(workspaces),
+      ...limitsRoutes(store, config.nodeCapacity),
+    ],
+    guard,
+  )
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }))
+
+  app.addHook('onClose', async () => {
+    await reconciler.close()
+    if (!opts.db) await db.destroy()
+  })
+  return app
+}

@@ -1,0 +1,59 @@
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely'
+
+/** Migrations live in code so the bundled server carries them; names sort in apply order. */
+const migrations: Record<string, Migration> = {
+  '0001_accounts_and_workspaces': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('users')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('email', 'text', (c) => c.notNull().unique())
+        .addColumn('name', 'text')
+        .addColumn('plan', 'text', (c) => c.notNull())
+        .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createTable('api_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('prefix', 'text', (c) => c.notNull())
+        .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('last_used_at', 'text')
+        .execute()
+      await db.schema.createIndex('api_keys_user').on('api_keys').column('user_id').execute()
+      await db.schema
+        .createTable('workspaces')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('image', 'text', (c) => c.notNull())
+        .addColumn('template_id', 'text')
+        .addColumn('ram_mb', 'integer', (c) => c.notNull())
+        .addColumn('vcpu_count', 'integer', (c) => c.notNull())
+        .addColumn('disk_size_mb', 'integer', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('desired_state', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('env_vars', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('ip_address', 'text')
+        .addColumn('failure_code', 'text')
+        .addColumn('failure_reason', 'text')
+        .addColumn('creation_attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('creation_started_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('workspaces_user_name', ['user_id', 'name'])
+        .execute()
+      await db.schema.createIndex('workspaces_user').on('workspaces').column('user_id').execute()
+      await sql`select 1`.execute(db)
+    },
+  },
+}
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+}

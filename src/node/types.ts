@@ -1,0 +1,90 @@
+/**
+ * The seam between the control plane and a node (DESIGN.md §1): a direct call on one host,
+ * authenticated HTTP between hosts. Everything a node needs to run one VM travels in a
+ * WorkspaceSpec; the node keeps no user state of its own.
+ */
+export interface WorkspaceSpec {
+  id: string
+  name: string
+  ownerId: string
+  image: string
+  ramMb: number
+  vcpus: number
+  diskMb: number
+  env: Record<string, string>
+  authorizedKeys: string[]
+}
+
+export type VmExitReason = 'poweroff' | 'crash' | 'oom'
+
+export interface VmExit {
+  reason: VmExitReason
+  detail: string
+}
+
+export interface ExecSpec {
+  command: string
+  user?: 'developer' | 'root'
+  timeoutMs?: number
+  env?: Record<string, string>
+  stdin?: Buffer
+}
+
+export interface ExecResult {
+  exit_code: number
+  stdout: string
+  stderr: string
+  timed_out: boolean
+  truncated: boolean
+}
+
+export interface GuestMetrics {
+  cpu_percent: number
+  ram_used_mb: number
+  ram_total_mb: number
+  disk_used_mb: number
+  disk_total_mb: number
+}
+
+export interface GuestLogLine {
+  cursor: string
+  timestamp: string | null
+  message: string
+  unit?: string | null
+}
+
+export interface NodeInfo {
+  id: string
+  accel: string
+  capacity: { ramMb: number; vcpus: number }
+}
+
+export interface NodeClient {
+  readonly id: string
+  info(): Promise<NodeInfo>
+  /** Creates the workspace's disk if missing and applies a resize; idempotent. */
+  provision(spec: WorkspaceSpec): Promise<void>
+  /** Boots the VM and resolves once its agent reports ready. Aborting kills the boot. */
+  start(spec: WorkspaceSpec, signal: AbortSignal): Promise<{ ipAddress: string }>
+  stop(id: string, timeoutMs: number): Promise<void>
+  /** Removes the VM and every file of it. */
+  destroy(id: string): Promise<void>
+  /** VMs the node is running right now (after a restart: the ones it adopted). */
+  running(): Promise<string[]>
+  /** Reattaches to VMs that survived a control-plane restart; kills and reports the others. */
+  recover(keep: (id: string) => boolean): Promise<{ adopted: string[]; removed: string[] }>
+  onExit(listener: (id: string, exit: VmExit) => void): void
+  configure(spec: WorkspaceSpec): Promise<void>
+  exec(id: string, spec: ExecSpec, maxOutputBytes: number): Promise<ExecResult>
+  readFile(id: string, path: string, maxBytes: number): Promise<Buffer>
+  writeFile(id: string, path: string, data: Buffer): Promise<void>
+  metrics(id: string): Promise<GuestMetrics>
+  logs(id: string, opts: { lines: number; cursor?: string }): Promise<GuestLogLine[]>
+  followLogs(
+    id: string,
+    opts: { cursor?: string },
+    onLine: (line: GuestLogLine) => void,
+    signal: AbortSignal,
+  ): Promise<void>
+  close(): Promise<void>
+}

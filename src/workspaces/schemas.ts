@@ -1,0 +1,114 @@
+import { z } from 'zod'
+
+export const vmStatuses = [
+  'provisioned',
+  'provisioning',
+  'starting',
+  'running',
+  'stopping',
+  'stopped',
+  'deleting',
+  'failed',
+  'paused',
+] as const
+export type VmStatus = (typeof vmStatuses)[number]
+
+/** DNS label: a workspace name becomes its hostname and part of its SSH user. */
+export const dnsLabel = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/,
+    'must be a DNS label: lowercase letters, digits and hyphens, not starting or ending with a hyphen',
+  )
+
+export const workspaceIdParams = z.object({
+  id: z.string().min(1).max(64).describe('Workspace ID (e.g. ws-xxxxxxxx)'),
+})
+
+const mb = z.number().int().min(0)
+const envVars = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env var names are letters, digits and _'),
+  z
+    .string()
+    .max(32 * 1024)
+    .refine((v) => !v.includes('\0'), 'env var values cannot hold NUL'),
+)
+
+export const vmSchema = z
+  .object({
+    id: z.string(),
+    user_id: z.string(),
+    node_id: z.string(),
+    name: z.string(),
+    status: z.enum(vmStatuses),
+    image: z.string(),
+    template_id: z.string().nullable(),
+    ram_mb: mb,
+    vcpu_count: mb,
+    disk_size_mb: mb,
+    env_vars: z.record(z.string(), z.string()).nullable(),
+    ip_address: z.string().nullable(),
+    failure_code: z.string().nullable(),
+    failure_reason: z.string().nullable(),
+    creation_attempts: z.number().int(),
+    creation_started_at: z.string().nullable(),
+    setup_script_ids: z.array(z.string()).nullable(),
+    service_spec_ids: z.array(z.string()).nullable(),
+    ai_mode: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .meta({ id: 'Vm' })
+export type Vm = z.infer<typeof vmSchema>
+
+export const failureSchema = z
+  .object({
+    code: z.string(),
+    message: z.string(),
+    retryable: z.boolean(),
+    occurred_at: z.string(),
+    attempts: z.number().int(),
+  })
+  .meta({ id: 'WorkspaceFailure' })
+
+export const getWorkspaceResponse = z
+  .object({ vm: vmSchema, failure: failureSchema.nullable() })
+  .meta({ id: 'GetWorkspaceResponse' })
+export type GetWorkspaceResponse = z.infer<typeof getWorkspaceResponse>
+
+/** The unversioned surface answers with the workspace itself (seed examples read `.id`). */
+export const flatWorkspace = vmSchema.extend({ failure: failureSchema.nullable() })
+export const toFlatWorkspace = (r: GetWorkspaceResponse) => ({ ...r.vm, failure: r.failure })
+
+export const listWorkspacesResponse = z
+  .object({ vms: z.array(vmSchema) })
+  .meta({ id: 'ListWorkspacesResponse' })
+
+export const createWorkspaceRequest = z
+  .object({
+    name: dnsLabel,
+    image: z.string().nullish(),
+    template_id: z.string().nullish(),
+    ram_mb: mb.nullish(),
+    vcpu_count: mb.nullish(),
+    disk_size_mb: mb.nullish(),
+    env_vars: envVars.nullish(),
+    setup_script_ids: z.array(z.string()).nullish(),
+    service_spec_ids: z.array(z.string()).nullish(),
+    catalog_ids: z.array(z.string()).nullish(),
+  })
+  .meta({ id: 'CreateWorkspaceRequest' })
+
+export const resizeWorkspaceRequest = z
+  .object({ ram_mb: mb.nullish(), vcpu_count: mb.nullish(), disk_size_mb: mb.nullish() })
+  .meta({ id: 'ResizeWorkspaceRequest' })
+
+export const resizeWorkspaceResponse = z
+  .object({ vm: vmSchema, message: z.string() })
+  .meta({ id: 'ResizeWorkspaceResponse' })
+
+export const updateEnvRequest = z
+  .object({ env_vars: envVars })
+  .meta({ id: 'UpdateWorkspaceEnvRequest' })

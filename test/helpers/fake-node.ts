@@ -1,0 +1,88 @@
+import type {
+  ExecResult,
+  GuestLogLine,
+  GuestMetrics,
+  NodeClient,
+  NodeInfo,
+  VmExit,
+  WorkspaceSpec,
+} from '../../src/node/types.ts'
+
+/**
+ * An in-memory node for unit tests of the control plane's lifecycle logic only. The real node
+ * (QEMU VMs) is exercised by the integration tests under test/node and test/vm.
+ */
+export class FakeNode implements NodeClient {
+  readonly id = 'fake'
+  vms = new Map<string, 'running'>()
+  provisioned = new Set<string>()
+  destroyed: string[] = []
+  configured: WorkspaceSpec[] = []
+  bootDelayMs = 0
+  failBoot: { code: string; message: string } | null = null
+  private exitListeners: ((id: string, exit: VmExit) => void)[] = []
+
+  async info(): Promise<NodeInfo> {
+    return { id: this.id, accel: 'none', capacity: { ramMb: 8192, vcpus: 8 } }
+  }
+  async provision(spec: WorkspaceSpec) {
+    this.provisioned.add(spec.id)
+  }
+  async start(spec: WorkspaceSpec, signal: AbortSignal) {
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(resolve, this.bootDelayMs)
+      signal.addEventListener('abort', () => {
+        clearTimeout(t)
+        reject(new Error('aborted'))
+      })
+    })
+    if (this.failBoot) throw Object.assign(new Error(this.failBoot.message), this.failBoot)
+    this.vms.set(spec.id, 'running')
+    return { ipAddress: '172.16.0.2' }
+  }
+  async stop(id: string) {
+    this.vms.delete(id)
+  }
+  async destroy(id: string) {
+    this.vms.delete(id)
+    this.provisioned.delete(id)
+    this.destroyed.push(id)
+  }
+  async running() {
+    return [...this.vms.keys()]
+  }
+  async recover(keep: (id: string) => boolean) {
+    const adopted = [...this.vms.keys()].filter(keep)
+    const removed = [...this.vms.keys()].filter((id) => !keep(id))
+    for (const id of removed) this.vms.delete(id)
+    return { adopted, removed }
+  }
+  onExit(listener: (id: string, exit: VmExit) => void) {
+    this.exitListeners.push(listener)
+  }
+  /** Simulates a VM ending on its own. */
+  exit(id: string, exit: VmExit) {
+    this.vms.delete(id)
+    for (const l of this.exitListeners) l(id, exit)
+  }
+  async configure(spec: WorkspaceSpec) {
+    this.configured.push(spec)
+  }
+  async exec(): Promise<ExecResult> {
+    throw new Error('FakeNode has no guest')
+  }
+  async readFile(): Promise<Buffer> {
+    throw new Error('FakeNode has no guest')
+  }
+  async writeFile() {
+    throw new Error('FakeNode has no guest')
+  }
+  async metrics(): Promise<GuestMetrics> {
+    throw new Error('FakeNode has no guest')
+  }
+  async logs(): Promise<GuestLogLine[]> {
+    return []
+  }
+  async followLogs() {}
+  async close() {}
+}
