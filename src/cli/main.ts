@@ -1,12 +1,55 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
-import { serve } from '../server/serve.ts'
+import exec from './commands/exec.ts'
+import imageBuild from './commands/image/build.ts'
+import keyCreate from './commands/key/create.ts'
+import keyLs from './commands/key/ls.ts'
+import keyRm from './commands/key/rm.ts'
+import login from './commands/login.ts'
+import serveCommand from './commands/serve.ts'
+import templateLs from './commands/template/ls.ts'
+import whoami from './commands/whoami.ts'
+import wsEnv from './commands/workspace/env.ts'
+import wsGet from './commands/workspace/get.ts'
+import wsLogs from './commands/workspace/logs.ts'
+import wsLs from './commands/workspace/ls.ts'
+import wsMetrics from './commands/workspace/metrics.ts'
+import wsNew from './commands/workspace/new.ts'
+import wsResize from './commands/workspace/resize.ts'
+import wsRm from './commands/workspace/rm.ts'
+import wsSpawn from './commands/workspace/spawn.ts'
+import wsStart from './commands/workspace/start.ts'
+import wsStop from './commands/workspace/stop.ts'
 
-const program = new Command('rig').description('Rigbox: workspaces in isolated micro-VMs')
-program
-  .command('serve')
-  .description('run the whole platform on this host (API, node, router) on embedded defaults')
-  .action(async () => {
-    await serve()
-  })
+const program = new Command('rig')
+  .description('Rigbox: workspaces in isolated micro-VMs')
+  .option('--json', 'machine-readable JSON output')
+  .showHelpAfterError()
+
+serveCommand(program)
+login(program)
+whoami(program)
+exec(program)
+
+const workspace = program.command('workspace').alias('ws').description('manage workspaces')
+for (const register of [
+  wsLs,
+  wsNew,
+  wsSpawn,
+  wsGet,
+  wsStart,
+  wsStop,
+  wsRm,
+  wsResize,
+  wsEnv,
+  wsLogs,
+  wsMetrics,
+]) {
+  register(workspace)
+}
+templateLs(program.command('template').description('workspace templates'))
+const key = program.command('key').description('API keys')
+for (const register of [keyCreate, keyLs, keyRm]) register(key)
+imageBuild(program.command('image').description('guest images'))
+
 await program.parseAsync()

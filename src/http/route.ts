@@ -73,6 +73,12 @@ export const surfaces: Surface[] = [
   { prefix: '/api', flat: true },
 ]
 
+/** e.g. `post_workspaces_id_start`, and `flat_…` for the unversioned twin. */
+function operationId(spec: AnyRoute, surface: Surface) {
+  const words = spec.path.replace(/[^a-z0-9]+/gi, '_').replace(/^_|_$/g, '')
+  return `${surface.flat ? 'flat_' : ''}${spec.method.toLowerCase()}_${words}`
+}
+
 export function registerRoutes(
   app: FastifyInstance,
   routes: AnyRoute[],
@@ -91,7 +97,7 @@ export function registerRoutes(
         schema: {
           summary: spec.summary,
           tags: [surface.flat ? `${spec.tag} (unversioned)` : spec.tag],
-          operationId: `${surface.flat ? 'flat_' : ''}${spec.method.toLowerCase()}_${spec.path}`,
+          operationId: operationId(spec, surface),
           security: spec.auth === 'public' ? [] : [{ bearer: [] }],
           // Only the parts a route has: an explicit undefined makes Fastify warn at start-up.
           ...(spec.body && { body: spec.body }),

@@ -1,0 +1,59 @@
+import { unwrap, type RigboxClient, type Vm } from '../client/index.ts'
+import { CliError, progress, table } from './context.ts'
+
+/** A workspace by id (`ws-…`) or by name. */
+export async function resolveWorkspace(api: RigboxClient, ref: string): Promise<Vm> {
+  if (/^ws-[a-z0-9]{8}$/.test(ref)) {
+    return unwrap(await api.GET('/api/v1/workspaces/{id}', { params: { path: { id: ref } } })).vm
+  }
+  const { vms } = unwrap(await api.GET('/api/v1/workspaces'))
+  const vm = vms.find((v) => v.name === ref)
+  if (!vm) throw new CliError(`no workspace named or with id "${ref}"`)
+  return vm
+}
+
+export function workspaceTable(vms: Vm[]) {
+  return table(
+    ['ID', 'NAME', 'STATUS', 'IMAGE', 'RAM', 'VCPU', 'DISK', 'IP'],
+    vms.map((v) => [
+      v.id,
+      v.name,
+      v.status,
+      v.image,
+      `${v.ram_mb}M`,
+      v.vcpu_count,
+      `${v.disk_size_mb}M`,
+      v.ip_address,
+    ]),
+  )
+}
+
+/** Polls until the workspace reaches one of `targets`, showing each status on the way. */
+export async function waitFor(
+  api: RigboxClient,
+  id: string,
+  targets: string[],
+  label: string,
+  timeoutMs = 600_000,
+): Promise<Vm> {
+  const bar = progress(label)
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const { vm, failure } = unwrap(
+      await api.GET('/api/v1/workspaces/{id}', { params: { path: { id } } }),
+    )
+    bar.update(vm.status)
+    if (targets.includes(vm.status)) {
+      bar.done(`${label}: ${vm.status}`)
+      return vm
+    }
+    if (vm.status === 'failed') {
+      bar.done(`${label}: failed`)
+      throw new CliError(
+        `workspace ${id} failed: ${failure?.code ?? vm.failure_code} ${failure?.message ?? ''}`,
+      )
+    }
+    if (Date.now() > deadline) throw new CliError(`timed out waiting for ${id} to be ${targets}`)
+    await new Promise((r) => setTimeout(r, 1000))
+  }
+}
