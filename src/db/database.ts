@@ -14,7 +14,9 @@ export async function openDatabase(dbPath: string): Promise<Db> {
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('foreign_keys = ON')
   sqlite.pragma('busy_timeout = 5000')
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) })
+  const db = new Kysely<Database>({
+    dialect: new SqliteDialect({ database: withStatementCache(sqlite) }),
+  })
   const { error, results } = await new Migrator({
     db,
     provider: migrationProvider,
@@ -25,4 +27,24 @@ export async function openDatabase(dbPath: string): Promise<Db> {
     throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`)
   }
   return db
+}
+
+/**
+ * Kysely prepares every statement anew; preparing was the largest cost of a simple request.
+ * Queries are built from a fixed set of shapes (values are bound), so a bounded cache by SQL
+ * text serves them all. Safe because Kysely never streams (iterates) a statement here.
+ */
+function withStatementCache(sqlite: SQLite.Database) {
+  const cache = new Map<string, SQLite.Statement>()
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      let stmt = cache.get(sql)
+      if (!stmt) {
+        stmt = sqlite.prepare(sql)
+        if (cache.size < 1000) cache.set(sql, stmt)
+      }
+      return stmt
+    },
+  }
 }
