@@ -20,6 +20,9 @@ import { limitsRoutes } from './limits/routes.ts'
 import type { NodeClient, WorkspaceSpec } from './node/types.ts'
 import { Reconciler } from './reconciler/reconciler.ts'
 import { templateRoutes } from './templates/routes.ts'
+import { appRoutes } from './apps/routes.ts'
+import { AppService } from './apps/service.ts'
+import { AppStore } from './apps/store.ts'
 import { guestRoutes } from './workspaces/guest-routes.ts'
 import { workspaceRoutes } from './workspaces/routes.ts'
 import { WorkspaceService } from './workspaces/service.ts'
@@ -38,6 +41,7 @@ export interface Rigbox {
   auth: AuthStore
   store: WorkspaceStore
   workspaces: WorkspaceService
+  apps: AppService
   reconciler: Reconciler
   node: NodeClient | null
   /** Set on the start that created the admin account. */
@@ -101,8 +105,14 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       await node?.configure(await specOf(row))
     },
   })
+  const apps = new AppService({
+    store: new AppStore(db),
+    workspaces,
+    node,
+    urlOf: (sub) => `http://${sub}.${config.domain}:${config.router.port}`,
+  })
   const adminKeyPath = await ensureAdmin(auth, config.dataDir)
-  app.decorate('rigbox', { db, auth, store, workspaces, reconciler, node, adminKeyPath })
+  app.decorate('rigbox', { db, auth, store, workspaces, apps, reconciler, node, adminKeyPath })
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -137,6 +147,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ...workspaceRoutes(workspaces),
       ...guestRoutes(workspaces, node, config),
       ...templateRoutes(workspaces),
+      ...appRoutes(apps),
       ...limitsRoutes(store, config.nodeCapacity),
     ],
     guard,

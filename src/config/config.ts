@@ -25,6 +25,18 @@ const envSchema = z.object({
   RIGBOX_BOOT_TIMEOUT_MS: positiveInt.default(180_000),
   RIGBOX_STOP_TIMEOUT_MS: positiveInt.default(30_000),
   RIGBOX_NODE_RAM_MB: positiveInt.optional(),
+  RIGBOX_DOMAIN: z
+    .string()
+    .regex(
+      /^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/,
+      'must be a domain name like localhost or apps.example.com',
+    )
+    .default('localhost'),
+  RIGBOX_ROUTER_PORT: port.default(8081),
+  RIGBOX_ROUTER_TLS_PORT: port.optional(),
+  RIGBOX_ROUTER_TLS_CERT: z.string().min(1).optional(),
+  RIGBOX_ROUTER_TLS_KEY: z.string().min(1).optional(),
+  RIGBOX_SSH_PORT: port.default(2222),
   RIGBOX_NODE_VCPUS: positiveInt.optional(),
 })
 
@@ -44,6 +56,14 @@ export interface Config {
   accel: 'auto' | 'kvm' | 'tcg'
   bootTimeoutMs: number
   stopTimeoutMs: number
+  domain: string
+  router: {
+    port: number
+    tlsPort: number | null
+    /** A configured wildcard certificate; without one a local CA is generated. */
+    tls: { certPath: string; keyPath: string } | null
+  }
+  sshPort: number
   /** What the node offers to running VMs; by default ¾ of host RAM and every core, overcommitted 4× as VMs idle most of the time. */
   nodeCapacity: { ramMb: number; vcpus: number }
 }
@@ -61,6 +81,11 @@ export function loadConfig(env: RawEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`)
   }
   const e = parsed.data
+  if (Boolean(e.RIGBOX_ROUTER_TLS_CERT) !== Boolean(e.RIGBOX_ROUTER_TLS_KEY)) {
+    throw new ConfigError(
+      'invalid configuration:\n  RIGBOX_ROUTER_TLS_CERT and RIGBOX_ROUTER_TLS_KEY go together',
+    )
+  }
   const dataDir = path.resolve(e.RIGBOX_DATA_DIR)
   return {
     host: e.RIGBOX_HOST,
@@ -81,6 +106,16 @@ export function loadConfig(env: RawEnv = process.env): Config {
     accel: e.RIGBOX_ACCEL,
     bootTimeoutMs: e.RIGBOX_BOOT_TIMEOUT_MS,
     stopTimeoutMs: e.RIGBOX_STOP_TIMEOUT_MS,
+    domain: e.RIGBOX_DOMAIN,
+    router: {
+      port: e.RIGBOX_ROUTER_PORT,
+      tlsPort: e.RIGBOX_ROUTER_TLS_PORT ?? null,
+      tls:
+        e.RIGBOX_ROUTER_TLS_CERT && e.RIGBOX_ROUTER_TLS_KEY
+          ? { certPath: e.RIGBOX_ROUTER_TLS_CERT, keyPath: e.RIGBOX_ROUTER_TLS_KEY }
+          : null,
+    },
+    sshPort: e.RIGBOX_SSH_PORT,
     nodeCapacity: {
       ramMb: e.RIGBOX_NODE_RAM_MB ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
       vcpus: e.RIGBOX_NODE_VCPUS ?? os.availableParallelism() * 4,

@@ -52,6 +52,49 @@ const migrations: Record<string, Migration> = {
       await sql`select 1`.execute(db)
     },
   },
+  '0002_apps_ssh_keys_egress': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('apps')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('workspace_id', 'text', (c) =>
+          c.notNull().references('workspaces.id').onDelete('cascade'),
+        )
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('subdomain', 'text', (c) => c.notNull().unique())
+        .addColumn('port', 'integer', (c) => c.notNull())
+        .addColumn('protocol', 'text', (c) => c.notNull())
+        .addColumn('visibility', 'text', (c) => c.notNull())
+        .addColumn('allowed_emails', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('description', 'text')
+        .addColumn('metadata', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('managed', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('system_tags', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('app_kind', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('apps_user').on('apps').column('user_id').execute()
+      await db.schema.createIndex('apps_workspace').on('apps').column('workspace_id').execute()
+      await db.schema
+        .createTable('ssh_keys')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('ssh_keys_user_fingerprint', ['user_id', 'fingerprint'])
+        .execute()
+      await db.schema
+        .alterTable('workspaces')
+        .addColumn('egress_policy', 'text', (c) => c.notNull().defaultTo('{"allow":[],"deny":[]}'))
+        .execute()
+    },
+  },
 }
 
 export const migrationProvider: MigrationProvider = {

@@ -38,6 +38,8 @@ export interface WorkspacesTable {
   version: number
   env_vars: string
   ip_address: string | null
+  /** JSON `{"allow": [...], "deny": [...]}` of host patterns for the egress proxy. */
+  egress_policy: string
   failure_code: string | null
   failure_reason: string | null
   creation_attempts: number
@@ -46,8 +48,42 @@ export interface WorkspacesTable {
   updated_at: string
 }
 
+export interface AppsTable {
+  id: string
+  user_id: string
+  workspace_id: string
+  node_id: string
+  name: string
+  /** Globally unique DNS label: the app answers at `<subdomain>.<domain>`. */
+  subdomain: string
+  port: number
+  protocol: string
+  visibility: 'public' | 'private' | 'privileged'
+  allowed_emails: string
+  /** active = routed; inactive = route switched off (the service in the VM keeps running). */
+  status: 'active' | 'inactive' | 'installing' | 'error'
+  description: string | null
+  metadata: string
+  managed: number
+  system_tags: string
+  app_kind: string
+  created_at: string
+  updated_at: string
+}
+
+export interface SshKeysTable {
+  id: string
+  user_id: string
+  name: string
+  public_key: string
+  fingerprint: string
+  created_at: string
+}
+
 export interface Database {
   users: UsersTable
   api_keys: ApiKeysTable
   workspaces: WorkspacesTable
+  apps: AppsTable
+  ssh_keys: SshKeysTable
 }

@@ -1,6 +1,313 @@
+import fs from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import type { Config } from '../config/config.ts'
-import type { NodeClient } from './types.ts'
+import { GuestChannel } from '../guest/index.ts'
+import { findImage, type ImageInfo } from '../images/build.ts'
+import { ApiError } from '../http/errors.ts'
+import { QemuDriver } from '../vm/qemu.ts'
+import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '../vm/types.ts'
+import { guestError } from './guest-errors.ts'
+import { Leases } from './leases.ts'
+import type {
+  ExecResult,
+  ExecSpec,
+  GuestLogLine,
+  NodeClient,
+  NodeInfo,
+  VmExit,
+  WorkspaceSpec,
+} from './types.ts'
 
-export async function createLocalNode(_config: Config): Promise<NodeClient> {
-  throw new Error('the VM runtime is not wired in yet')
+/** How long an adopted VM's agent gets to answer after a control-plane restart. */
+const REATTACH_TIMEOUT_MS = 30_000
+
+/**
+ * The node on this host: QEMU VMs through the jailed driver, each reached through its guest
+ * agent. It keeps nothing a VM could use against another: per-VM directories, uids, cgroups and
+ * leases; the control plane's database and keys stay outside every jail.
+ */
+export class LocalNode implements NodeClient {
+  readonly id: string
+  private readonly guests = new Map<string, GuestChannel>()
+  private readonly exitListeners: ((id: string, exit: VmExit) => void)[] = []
+  private readonly watched = new WeakSet<VmHandle>()
+  private readonly forwarding = new Map<string, Promise<number>>()
+
+  constructor(
+    private readonly config: Config,
+    private readonly driver: VmDriver & { dirFor(id: string): string },
+    private readonly leases: Leases,
+  ) {
+    this.id = `node-${os
+      .hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-')}`
+  }
+
+  async info(): Promise<NodeInfo> {
+    const accel = this.driver instanceof QemuDriver ? (await this.driver.accel()).accel : 'unknown'
+    return { id: this.id, accel, capacity: this.config.nodeCapacity }
+  }
+
+  async provision(spec: WorkspaceSpec): Promise<void> {
+    if (this.driver.get(spec.id)) return // running: resizes apply at the next start
+    await this.driver.prepare(await this.launchSpec(spec, this.leases.peek(spec.id)))
+  }
+
+  async start(spec: WorkspaceSpec, signal: AbortSignal): Promise<{ ipAddress: string }> {
+    const ipAddress = await this.leases.acquire(spec.id)
+    let handle = this.driver.get(spec.id)
+    if (!handle) {
+      const launch = await this.launchSpec(spec, ipAddress)
+      handle = (await this.driver.adopt(spec.id, launch.dir)) ?? (await this.driver.start(launch))
+    }
+    this.watch(handle)
+    const guest = await this.connectGuest(handle, this.config.bootTimeoutMs, signal)
+    await guest.configure({
+      hostname: spec.name,
+      workspace: { id: spec.id, name: spec.name, owner_id: spec.ownerId },
+      env: spec.env,
+      authorized_keys: spec.authorizedKeys,
+    })
+    return { ipAddress }
+  }
+
+  async stop(id: string, timeoutMs: number): Promise<void> {
+    this.dropGuest(id)
+    if (this.driver.get(id) || (await this.isRunning(id))) {
+      await this.driver.stop(id, { timeoutMs })
+    }
+    await this.leases.release(id)
+  }
+
+  async destroy(id: string): Promise<void> {
+    this.dropGuest(id)
+    await this.driver.destroy(id, this.driver.dirFor(id))
+    await this.leases.release(id)
+  }
+
+  async running(): Promise<string[]> {
+    return (await this.driver.listRunning()).map((vm) => vm.id)
+  }
+
+  async recover(keep: (id: string) => boolean) {
+    const adopted: string[] = []
+    const removed: string[] = []
+    for (const vm of await this.driver.listRunning()) {
+      const handle = keep(vm.id) ? await this.driver.adopt(vm.id, this.driver.dirFor(vm.id)) : null
+      if (handle) {
+        this.watch(handle)
+        adopted.push(vm.id)
+        // The agent answers again once its watchdog has reopened the port.
+        this.connectGuest(handle, REATTACH_TIMEOUT_MS).catch(() => undefined)
+      } else {
+        await this.driver.kill(vm.id)
+        await this.leases.release(vm.id)
+        removed.push(vm.id)
+      }
+    }
+    await this.leases.retain(new Set(adopted))
+    return { adopted, removed }
+  }
+
+  onExit(listener: (id: string, exit: VmExit) => void): void {
+    this.exitListeners.push(listener)
+  }
+
+  async configure(spec: WorkspaceSpec): Promise<void> {
+    await this.guest(spec.id)
+      .configure({
+        hostname: spec.name,
+        workspace: { id: spec.id, name: spec.name, owner_id: spec.ownerId },
+        env: spec.env,
+        authorized_keys: spec.authorizedKeys,
+      })
+      .catch(guestError)
+  }
+
+  async exec(id: string, spec: ExecSpec, maxOutputBytes: number): Promise<ExecResult> {
+    const res = await this.guest(id)
+      .exec(
+        { command: spec.command, user: spec.user, env: spec.env, timeout_ms: spec.timeoutMs },
+        { stdin: spec.stdin, maxOutputBytes },
+      )
+      .catch(guestError)
+    const signalled = res.signal
+      ? 128 + (os.constants.signals[res.signal as NodeJS.Signals] ?? 0)
+      : -1
+    return {
+      exit_code: res.exit_code ?? signalled,
+      stdout: res.stdout ?? '',
+      stderr: res.stderr ?? '',
+      timed_out: res.timed_out,
+      truncated: Boolean(res.truncated),
+    }
+  }
+
+  readFile(id: string, file: string, maxBytes: number): Promise<Buffer> {
+    return this.guest(id).readFile(file, { maxBytes }).catch(guestError)
+  }
+
+  async writeFile(id: string, file: string, data: Buffer): Promise<void> {
+    await this.guest(id).writeFile(file, data, { mkdirs: true }).catch(guestError)
+  }
+
+  async metrics(id: string) {
+    const m = await this.guest(id).metrics().catch(guestError)
+    return {
+      cpu_percent: Math.round(m.cpu_percent * 10) / 10,
+      ram_used_mb: Math.round(m.ram_used_mb),
+      ram_total_mb: Math.round(m.ram_total_mb),
+      disk_used_mb: Math.round(m.disk_used_mb),
+      disk_total_mb: Math.round(m.disk_total_mb),
+    }
+  }
+
+  async logs(id: string, opts: { lines: number; cursor?: string }): Promise<GuestLogLine[]> {
+    const page = await this.guest(id).logs(opts).catch(guestError)
+    return page.lines
+  }
+
+  followLogs(
+    id: string,
+    opts: { cursor?: string },
+    onLine: (line: GuestLogLine) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    return this.guest(id).followLogs(opts, onLine, signal)
+  }
+
+  async listeningPorts(id: string) {
+    const ports = await this.guest(id).listeningPorts().catch(guestError)
+    return ports.map((p) => ({
+      port: p.port,
+      address: p.address,
+      process: p.process ?? null,
+      pid: p.pid ?? null,
+    }))
+  }
+
+  async forwardPort(id: string, guestPort: number): Promise<{ host: string; port: number }> {
+    const handle = this.driver.get(id)
+    if (!handle) throw new ApiError('WORKSPACE_UNAVAILABLE', `workspace ${id} is not running here`)
+    // One forward per guest port for the VM's lifetime: QEMU drops them all when it exits.
+    const existing = handle.hostfwds.find((f) => f.guestPort === guestPort)
+    if (existing) return { host: '127.0.0.1', port: existing.hostPort }
+    let pending = this.forwarding.get(`${id}:${guestPort}`)
+    if (!pending) {
+      pending = this.driver.addHostFwd(id, guestPort)
+      this.forwarding.set(`${id}:${guestPort}`, pending)
+      void pending
+        .finally(() => this.forwarding.delete(`${id}:${guestPort}`))
+        .catch(() => undefined)
+    }
+    return { host: '127.0.0.1', port: await pending }
+  }
+
+  async close(): Promise<void> {
+    // VMs outlive the control plane on purpose; only our connections to them end here.
+    for (const id of [...this.guests.keys()]) this.dropGuest(id)
+  }
+
+  private guest(id: string): GuestChannel {
+    const guest = this.guests.get(id)
+    if (!guest)
+      throw new ApiError('WORKSPACE_UNAVAILABLE', `workspace ${id}: its agent is not connected`)
+    return guest
+  }
+
+  private async connectGuest(handle: VmHandle, timeoutMs: number, signal?: AbortSignal) {
+    this.dropGuest(handle.id)
+    const guest = new GuestChannel()
+    this.guests.set(handle.id, guest)
+    const aborted = new Promise<never>((_, reject) => {
+      signal?.addEventListener('abort', () => reject(new Error('start cancelled')), { once: true })
+    })
+    const exited = handle.exited.then((exit) => {
+      throw Object.assign(new Error(`the VM exited while booting: ${describeExit(exit).detail}`), {
+        code: exit.oomKilled ? 'OOM_KILLED' : 'VM_CRASHED',
+      })
+    })
+    try {
+      await Promise.race([
+        guest.connect({
+          agentSock: handle.sockets.agent,
+          bulkSock: handle.sockets.bulk,
+          timeoutMs,
+        }),
+        aborted,
+        exited,
+      ])
+      return guest
+    } catch (err) {
+      this.dropGuest(handle.id)
+      throw err
+    }
+  }
+
+  private dropGuest(id: string) {
+    this.guests.get(id)?.close()
+    this.guests.delete(id)
+  }
+
+  /** Reports a VM that ended without being asked to, once, to every listener. */
+  private watch(handle: VmHandle) {
+    if (this.watched.has(handle)) return
+    this.watched.add(handle)
+    void handle.exited.then(async (exit) => {
+      if (this.driver.get(handle.id) && this.driver.get(handle.id) !== handle) return
+      this.dropGuest(handle.id)
+      await this.leases.release(handle.id).catch(() => undefined)
+      if (exit.requested) return
+      const { reason, detail } = describeExit(exit)
+      for (const l of this.exitListeners) l(handle.id, { reason, detail })
+    })
+  }
+
+  private async isRunning(id: string) {
+    return (await this.driver.listRunning()).some((vm) => vm.id === id)
+  }
+
+  private async image(name: string): Promise<ImageInfo> {
+    const image = await findImage(name as ImageInfo['name'], this.config.imageDir)
+    if (!image) {
+      throw Object.assign(
+        new Error(`image "${name}" is not built on this node: run \`rig image build ${name}\``),
+        { code: 'IMAGE_MISSING' },
+      )
+    }
+    return image
+  }
+
+  private async launchSpec(spec: WorkspaceSpec, ipAddress: string): Promise<VmLaunchSpec> {
+    const image = await this.image(spec.image)
+    return {
+      id: spec.id,
+      dir: this.driver.dirFor(spec.id),
+      image: {
+        kernelPath: image.kernelPath,
+        initrdPath: image.initrdPath,
+        rootfsPath: image.rootfsPath,
+        cmdline: image.cmdline,
+      },
+      memMb: spec.ramMb,
+      vcpus: spec.vcpus,
+      diskMb: spec.diskMb,
+      ipAddress,
+    }
+  }
+}
+
+/** The node of `rigbox serve`; fails when the host lacks what VMs need (the server then has none). */
+export async function createLocalNode(config: Config): Promise<NodeClient> {
+  for (const tool of ['/usr/bin/qemu-system-x86_64', '/usr/bin/bwrap', '/usr/bin/qemu-img']) {
+    await fs.access(tool).catch(() => {
+      throw new Error(`${tool} is missing: run scripts/setup.sh (it installs the VM runtime)`)
+    })
+  }
+  const vmsDir = path.join(config.dataDir, 'vms')
+  await fs.mkdir(vmsDir, { recursive: true, mode: 0o711 })
+  const leases = await Leases.open(path.join(config.dataDir, 'node', 'leases.json'))
+  return new LocalNode(config, new QemuDriver({ vmsDir, accel: config.accel }), leases)
 }

@@ -53,6 +53,13 @@ export interface GuestLogLine {
   unit?: string | null
 }
 
+export interface GuestListeningPort {
+  port: number
+  address: string
+  process: string | null
+  pid: number | null
+}
+
 export interface NodeInfo {
   id: string
   accel: string
@@ -86,5 +93,11 @@ export interface NodeClient {
     onLine: (line: GuestLogLine) => void,
     signal: AbortSignal,
   ): Promise<void>
+  listeningPorts(id: string): Promise<GuestListeningPort[]>
+  /**
+   * A loopback port on this host that reaches `guestPort` in the VM (QEMU hostfwd), made on
+   * first use and gone when the VM stops. Inbound traffic (router, SSH gateway) uses it.
+   */
+  forwardPort(id: string, guestPort: number): Promise<{ host: string; port: number }>
   close(): Promise<void>
 }

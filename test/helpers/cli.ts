@@ -13,7 +13,11 @@ export function rig(
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      [path.join(root, 'node_modules/tsx/dist/cli.mjs'), path.join(root, 'src/cli/main.ts'), ...args],
+      [
+        path.join(root, 'node_modules/tsx/dist/cli.mjs'),
+        path.join(root, 'src/cli/main.ts'),
+        ...args,
+      ],
       { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] },
     )
     let stdout = ''

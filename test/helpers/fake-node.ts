@@ -84,5 +84,21 @@ export class FakeNode implements NodeClient {
     return []
   }
   async followLogs() {}
+  /** Guest ports the fake VM "listens" on, and where each is forwarded to on the host. */
+  ports = new Map<number, { host: string; port: number }>()
+  async listeningPorts(id: string) {
+    if (!this.vms.has(id)) throw new Error('not running')
+    return [...this.ports.keys()].map((port) => ({
+      port,
+      address: '0.0.0.0',
+      process: 'fake',
+      pid: 1,
+    }))
+  }
+  async forwardPort(id: string, guestPort: number) {
+    const target = this.ports.get(guestPort)
+    if (!this.vms.has(id) || !target) throw new Error('port closed')
+    return target
+  }
   async close() {}
 }

@@ -1,0 +1,158 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { call } from './app.ts'
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
+
+/** Where scripts/setup.sh (and CI) built the guest image. */
+export const imageDir = process.env.RIGBOX_IMAGE_DIR ?? path.join(os.homedir(), '.rigbox', 'images')
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await new Promise((r) => server.once('listening', r))
+  const port = (server.address() as net.AddressInfo).port
+  await new Promise((r) => server.close(r))
+  return port
+}
+
+/** Polls a workspace through the API until its status is one of `targets`. */
+export async function waitStatus(
+  app: FastifyInstance | string,
+  key: string,
+  id: string,
+  targets: string[],
+  timeoutMs = 240_000,
+) {
+  const deadline = Date.now() + timeoutMs
+  let last = ''
+  for (;;) {
+    const res =
+      typeof app === 'string'
+        ? await fetch(`${app}/api/v1/workspaces/${id}`, {
+            headers: { authorization: `Bearer ${key}` },
+          })
+            .then(async (r) => ({ status: r.status, json: await r.json() }))
+            .catch(() => ({ status: 0, json: null }))
+        : await call(app, key, 'GET', `/api/v1/workspaces/${id}`)
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const vm = (res.json as any)?.vm
+    if (vm) {
+      last = vm.status
+      if (targets.includes(vm.status)) return vm
+      if (vm.status === 'failed' && !targets.includes('failed')) {
+        throw new Error(`workspace ${id} failed: ${vm.failure_code} ${vm.failure_reason}`)
+      }
+    }
+    if (Date.now() > deadline)
+      throw new Error(`workspace ${id} still ${last} after ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 500))
+  }
+}
+
+/** `rigbox serve` as a real child process, so a test can kill -9 it and start it again. */
+export class ServerProcess {
+  child: ChildProcess | null = null
+  readonly url: string
+  log = ''
+
+  constructor(
+    readonly dataDir: string,
+    readonly port: number,
+  ) {
+    this.url = `http://127.0.0.1:${port}`
+  }
+
+  async start(): Promise<void> {
+    this.child = spawn(
+      process.execPath,
+      [
+        path.join(root, 'node_modules/tsx/dist/cli.mjs'),
+        path.join(root, 'src/cli/main.ts'),
+        'serve',
+      ],
+      {
+        env: {
+          ...process.env,
+          RIGBOX_DATA_DIR: this.dataDir,
+          RIGBOX_IMAGE_DIR: imageDir,
+          RIGBOX_PORT: String(this.port),
+          RIGBOX_LOG_LEVEL: 'warn',
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    this.child.stdout!.on('data', (d: Buffer) => (this.log += d.toString()))
+    this.child.stderr!.on('data', (d: Buffer) => (this.log += d.toString()))
+    const deadline = Date.now() + 60_000
+    while (Date.now() < deadline) {
+      if (!this.running) throw new Error(`server exited early:\n${this.log}`)
+      const ok = await fetch(`${this.url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+      if (ok) return
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    throw new Error(`server did not come up:\n${this.log}`)
+  }
+
+  get running(): boolean {
+    return Boolean(this.child && this.child.exitCode === null && this.child.signalCode === null)
+  }
+
+  adminKey(): string {
+    return fs.readFileSync(path.join(this.dataDir, 'admin.key'), 'utf8').trim()
+  }
+
+  /** SIGKILL: no shutdown hook runs, as in a crash. */
+  async kill9(): Promise<void> {
+    const child = this.child
+    if (!child || !this.running) return
+    const gone = new Promise((r) => child.once('exit', r))
+    child.kill('SIGKILL')
+    await gone
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child
+    if (!child || !this.running) return
+    const gone = new Promise((r) => child.once('exit', r))
+    child.kill('SIGTERM')
+    await gone
+  }
+
+  async api(method: string, urlPath: string, body?: unknown, key = this.adminKey()) {
+    const res = await fetch(`${this.url}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${key}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    })
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    return { status: res.status, json: (await res.json().catch(() => null)) as any }
+  }
+}
+
+/** QEMU processes whose command line names this workspace. */
+export function qemuPidsFor(id: string): number[] {
+  const pids: number[] = []
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8')
+      if (cmd.startsWith('qemu-system') || cmd.includes('/qemu-system')) {
+        if (cmd.includes(id)) pids.push(Number(entry))
+      }
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids
+}

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { tempDir } from '../helpers/app.ts'
+import { runSeedPython, seedPython } from '../helpers/seeds.ts'
+import { freePort, qemuPidsFor, ServerProcess, waitStatus } from '../helpers/vm-env.ts'
+
+/** `rigbox serve` as a process, killed with SIGKILL at the worst moments, then started again. */
+describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => {
+  let server: ServerProcess
+  let id: string
+  let qemuPid: number
+
+  before(async () => {
+    server = new ServerProcess(tempDir(), await freePort())
+    await server.start()
+  })
+
+  after(async () => {
+    // Leave nothing running: delete what the tests made, then stop the server.
+    if (!server.running) await server.start().catch(() => undefined)
+    const list = await server.api('GET', '/api/v1/workspaces').catch(() => null)
+    for (const vm of list?.json?.vms ?? [])
+      await server.api('DELETE', `/api/v1/workspaces/${vm.id}`)
+    for (const vm of list?.json?.vms ?? []) {
+      const deadline = Date.now() + 60_000
+      while (Date.now() < deadline) {
+        const res = await server.api('GET', `/api/v1/workspaces/${vm.id}`)
+        if (res.status === 404) break
+        await new Promise((r) => setTimeout(r, 500))
+      }
+    }
+    await server.stop()
+  })
+
+  it('adopts a VM whose start was interrupted by kill -9 and brings it to running', async () => {
+    const created = await server.api('POST', '/api/v1/workspaces', { name: 'survivor' })
+    assert.equal(created.status, 201)
+    id = created.json.vm.id
+    assert.equal((await server.api('POST', `/api/v1/workspaces/${id}/start`)).status, 200)
+    // Mid-start: QEMU is up, the guest is still booting.
+    const deadline = Date.now() + 60_000
+    while (qemuPidsFor(id).length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    const pids = qemuPidsFor(id)
+    assert.equal(pids.length, 1, 'one QEMU for the workspace')
+    qemuPid = pids[0]
+    assert.equal((await server.api('GET', `/api/v1/workspaces/${id}`)).json.vm.status, 'starting')
+    await server.kill9()
+
+    await server.start()
+    const vm = await waitStatus(server.url, server.adminKey(), id, ['running'])
+    assert.match(vm.ip_address, /^172\.16\.0\./)
+    assert.deepEqual(qemuPidsFor(id), [qemuPid], 'the same QEMU was adopted, none started twice')
+    const r = await server.api('POST', `/api/v1/workspaces/${id}/exec`, { command: 'echo alive' })
+    assert.equal(r.json.stdout, 'alive\n')
+  })
+
+  it('recovers after kill -9 in the middle of a large exec output', async () => {
+    const big = server
+      .api('POST', `/api/v1/workspaces/${id}/exec`, {
+        command: 'head -c 400000000 /dev/zero | base64',
+        timeout_ms: 120_000,
+      })
+      .catch((err: unknown) => err)
+    await new Promise((r) => setTimeout(r, 2500))
+    await server.kill9()
+    const interrupted = await big
+    assert.ok(interrupted instanceof Error, 'the request died with the server')
+
+    await server.start()
+    await waitStatus(server.url, server.adminKey(), id, ['running'])
+    assert.deepEqual(qemuPidsFor(id), [qemuPid], 'still the same VM')
+    // The agent's watchdog reopened its ports: control and bulk calls both work again.
+    const deadline = Date.now() + 60_000
+    let out = ''
+    while (Date.now() < deadline) {
+      const r = await server.api('POST', `/api/v1/workspaces/${id}/exec`, { command: 'echo back' })
+      if (r.status === 200) {
+        out = r.json.stdout
+        break
+      }
+      await new Promise((res) => setTimeout(res, 1000))
+    }
+    assert.equal(out, 'back\n')
+    const metrics = await server.api('GET', `/api/v1/workspaces/${id}/metrics`)
+    assert.equal(metrics.status, 200)
+    const many = await server.api('POST', `/api/v1/workspaces/${id}/exec`, {
+      command: 'seq 1 200000 | tail -1',
+    })
+    assert.equal(many.json.stdout, '200000\n')
+  })
+
+  it("runs the seed's Python create-start-poll example unchanged against a real VM", async () => {
+    const code = seedPython('000_2a1cdc7bb71463a1.txt', /is running and ready to use/)
+    const { stdout } = await runSeedPython(code, `${server.url}/api`, server.adminKey())
+    const created = /Created workspace: (ws-[a-z0-9]{8})/.exec(stdout)
+    assert.ok(created, stdout)
+    assert.match(stdout, /Status: starting/)
+    assert.match(stdout, /Status: running/)
+    const r = await server.api('POST', `/api/v1/workspaces/${created[1]}/exec`, {
+      command: 'hostname',
+    })
+    assert.equal(r.json.stdout, 'demo-workspace\n')
+  })
+})
