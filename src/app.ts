@@ -23,6 +23,10 @@ import { templateRoutes } from './templates/routes.ts'
 import { appRoutes } from './apps/routes.ts'
 import { AppService } from './apps/service.ts'
 import { AppStore } from './apps/store.ts'
+import { loadOrCreateKeyPair, type KeyPair } from './ssh/keypair.ts'
+import { sshKeyRoutes } from './sshkeys/routes.ts'
+import { SshKeyStore } from './sshkeys/store.ts'
+import path from 'node:path'
 import { guestRoutes } from './workspaces/guest-routes.ts'
 import { workspaceRoutes } from './workspaces/routes.ts'
 import { WorkspaceService } from './workspaces/service.ts'
@@ -42,6 +46,10 @@ export interface Rigbox {
   store: WorkspaceStore
   workspaces: WorkspaceService
   apps: AppService
+  sshKeys: SshKeyStore
+  gatewayKey: KeyPair
+  /** What the node needs to run (and configure) a workspace. */
+  specOf: (row: WorkspaceRow) => Promise<WorkspaceSpec>
   reconciler: Reconciler
   node: NodeClient | null
   /** Set on the start that created the admin account. */
@@ -77,6 +85,13 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const db = opts.db ?? (await openDatabase(config.dbPath))
   const auth = new AuthStore(db)
   const store = new WorkspaceStore(db)
+  const sshKeys = new SshKeyStore(db)
+  // The SSH gateway's client key: its public half is authorized in every guest, so the gateway
+  // can reach the guest's sshd for users it has authenticated itself.
+  const gatewayKey = await loadOrCreateKeyPair(
+    path.join(config.dataDir, 'ssh', 'gateway_ed25519'),
+    'rigbox-gateway',
+  )
   const specOf = async (row: WorkspaceRow): Promise<WorkspaceSpec> => ({
     id: row.id,
     name: row.name,
@@ -86,7 +101,10 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     vcpus: row.vcpu_count,
     diskMb: row.disk_size_mb,
     env: JSON.parse(row.env_vars) as Record<string, string>,
-    authorizedKeys: [],
+    authorizedKeys: [
+      ...(await sshKeys.listByUser(row.user_id)).map((k) => k.public_key),
+      gatewayKey.publicKey,
+    ],
   })
   const reconciler = new Reconciler({
     store,
@@ -104,6 +122,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     onEnvChanged: async (row) => {
       await node?.configure(await specOf(row))
     },
+    ssh: { host: config.publicHost, port: config.sshPort },
   })
   const apps = new AppService({
     store: new AppStore(db),
@@ -112,7 +131,19 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     urlOf: (sub) => `http://${sub}.${config.domain}:${config.router.port}`,
   })
   const adminKeyPath = await ensureAdmin(auth, config.dataDir)
-  app.decorate('rigbox', { db, auth, store, workspaces, apps, reconciler, node, adminKeyPath })
+  app.decorate('rigbox', {
+    db,
+    auth,
+    store,
+    workspaces,
+    apps,
+    sshKeys,
+    gatewayKey,
+    specOf,
+    reconciler,
+    node,
+    adminKeyPath,
+  })
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -148,6 +179,15 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ...guestRoutes(workspaces, node, config),
       ...templateRoutes(workspaces),
       ...appRoutes(apps),
+      ...sshKeyRoutes({
+        keys: sshKeys,
+        workspaces,
+        node,
+        sync: async (id) => {
+          const row = await store.get(id)
+          if (row && node) await node.configure(await specOf(row))
+        },
+      }),
       ...limitsRoutes(store, config.nodeCapacity),
     ],
     guard,

@@ -37,6 +37,7 @@ const envSchema = z.object({
   RIGBOX_ROUTER_TLS_CERT: z.string().min(1).optional(),
   RIGBOX_ROUTER_TLS_KEY: z.string().min(1).optional(),
   RIGBOX_SSH_PORT: port.default(2222),
+  RIGBOX_PUBLIC_HOST: z.string().min(1).optional(),
   RIGBOX_NODE_VCPUS: positiveInt.optional(),
 })
 
@@ -64,6 +65,8 @@ export interface Config {
     tls: { certPath: string; keyPath: string } | null
   }
   sshPort: number
+  /** The host name users connect to (SSH command, links); defaults to the listen host. */
+  publicHost: string
   /** What the node offers to running VMs; by default ¾ of host RAM and every core, overcommitted 4× as VMs idle most of the time. */
   nodeCapacity: { ramMb: number; vcpus: number }
 }
@@ -116,6 +119,9 @@ export function loadConfig(env: RawEnv = process.env): Config {
           : null,
     },
     sshPort: e.RIGBOX_SSH_PORT,
+    publicHost:
+      e.RIGBOX_PUBLIC_HOST ??
+      (['0.0.0.0', '::'].includes(e.RIGBOX_HOST) ? os.hostname() : e.RIGBOX_HOST),
     nodeCapacity: {
       ramMb: e.RIGBOX_NODE_RAM_MB ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
       vcpus: e.RIGBOX_NODE_VCPUS ?? os.availableParallelism() * 4,

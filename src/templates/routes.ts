@@ -2,7 +2,6 @@ import { z } from 'zod'
 import { defineRoute } from '../http/route.ts'
 import { vmSchema } from '../workspaces/schemas.ts'
 import type { WorkspaceService } from '../workspaces/service.ts'
-import { toVm } from '../workspaces/store.ts'
 import { templateSchema, templates } from './catalog.ts'
 
 const quickDeployRequest = z
@@ -61,7 +60,7 @@ export function templateRoutes(ws: WorkspaceService) {
       handler: async ({ user, body }) => {
         const row = await ws.quickDeploy(user, body)
         return {
-          workspace: toVm(row),
+          workspace: ws.view(row),
           message: `workspace ${row.name} created from template ${body.template_id}; start it to boot`,
           // App routes for a template's expected apps arrive with the apps API.
           expected_apps: [],

@@ -13,7 +13,6 @@ import {
   type GetWorkspaceResponse,
 } from './schemas.ts'
 import type { WorkspaceService } from './service.ts'
-import { toVm } from './store.ts'
 
 const tag = 'workspaces'
 const flat = { schema: flatWorkspace, from: toFlatWorkspace }
@@ -48,7 +47,7 @@ export function workspaceRoutes(ws: WorkspaceService) {
         from: (r: z.infer<typeof listWorkspacesResponse>) =>
           r.vms.map((vm) => ({ ...vm, failure: null })),
       },
-      handler: async ({ user }) => ({ vms: (await ws.list(user)).map(toVm) }),
+      handler: async ({ user }) => ({ vms: (await ws.list(user)).map((r) => ws.view(r)) }),
     }),
     defineRoute({
       method: 'POST',
@@ -105,7 +104,7 @@ export function workspaceRoutes(ws: WorkspaceService) {
       response: resizeWorkspaceResponse,
       flat: { schema: flatWorkspace, from: (r) => ({ ...r.vm, failure: null }) },
       handler: async ({ user, params, body }) => ({
-        vm: toVm(await ws.resize(user, params.id, stripNull(body))),
+        vm: ws.view(await ws.resize(user, params.id, stripNull(body))),
         message: 'resources updated; they apply at the next start',
       }),
     }),

@@ -57,6 +57,7 @@ export const vmSchema = z
     setup_script_ids: z.array(z.string()).nullable(),
     service_spec_ids: z.array(z.string()).nullable(),
     ai_mode: z.string().nullable(),
+    ssh_command: z.string().describe('how to reach the workspace through the SSH gateway'),
     created_at: z.string(),
     updated_at: z.string(),
   })

@@ -29,6 +29,8 @@ export interface Deps {
   kick: (id: string) => void
   /** Pushes env changes into a running VM. */
   onEnvChanged: (row: WorkspaceRow) => Promise<void>
+  /** Where the SSH gateway listens, for each workspace's ssh command. */
+  ssh: { host: string; port: number }
 }
 
 export class WorkspaceService {
@@ -45,7 +47,11 @@ export class WorkspaceService {
             attempts: row.creation_attempts,
           }
         : null
-    return { vm: toVm(row), failure }
+    return { vm: this.view(row), failure }
+  }
+
+  view(row: WorkspaceRow) {
+    return toVm(row, this.deps.ssh)
   }
 
   list(user: User) {
@@ -88,6 +94,7 @@ export class WorkspaceService {
       version: 1,
       env_vars: JSON.stringify(input.env_vars ?? {}),
       ip_address: null,
+      egress_policy: JSON.stringify({ allow: [], deny: [] }),
       failure_code: null,
       failure_reason: null,
       creation_attempts: 0,

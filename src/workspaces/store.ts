@@ -14,7 +14,10 @@ export class StaleVersionError extends ApiError {
   }
 }
 
-export function toVm(row: WorkspaceRow): Vm {
+/** The SSH gateway's user for a workspace: its name and the id without `ws-`. */
+export const sshUser = (row: Pick<WorkspaceRow, 'id' | 'name'>) => `${row.name}-${row.id.slice(3)}`
+
+export function toVm(row: WorkspaceRow, ssh: { host: string; port: number }): Vm {
   return {
     id: row.id,
     user_id: row.user_id,
@@ -35,6 +38,7 @@ export function toVm(row: WorkspaceRow): Vm {
     setup_script_ids: null,
     service_spec_ids: null,
     ai_mode: null,
+    ssh_command: `ssh -p ${ssh.port} ${sshUser(row)}@${ssh.host}`,
     created_at: row.created_at,
     updated_at: row.updated_at,
   }
