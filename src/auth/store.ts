@@ -30,6 +30,10 @@ export class AuthStore {
       .executeTakeFirst()
   }
 
+  findUserById(id: string) {
+    return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+  }
+
   findAdmin() {
     return this.db.selectFrom('users').selectAll().where('is_admin', '=', 1).executeTakeFirst()
   }
