@@ -27,6 +27,7 @@ import { loadOrCreateKeyPair, type KeyPair } from './ssh/keypair.ts'
 import { sshKeyRoutes } from './sshkeys/routes.ts'
 import { SshKeyStore } from './sshkeys/store.ts'
 import path from 'node:path'
+import { loadOrCreateSecret } from './lib/secret.ts'
 import { guestRoutes } from './workspaces/guest-routes.ts'
 import { workspaceRoutes } from './workspaces/routes.ts'
 import { WorkspaceService } from './workspaces/service.ts'
@@ -48,6 +49,8 @@ export interface Rigbox {
   apps: AppService
   sshKeys: SshKeyStore
   gatewayKey: KeyPair
+  /** Signs router login links and session cookies. */
+  sessionSecret: Buffer
   /** What the node needs to run (and configure) a workspace. */
   specOf: (row: WorkspaceRow) => Promise<WorkspaceSpec>
   reconciler: Reconciler
@@ -92,6 +95,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     path.join(config.dataDir, 'ssh', 'gateway_ed25519'),
     'rigbox-gateway',
   )
+  const sessionSecret = loadOrCreateSecret(path.join(config.dataDir, 'router.secret'))
   const specOf = async (row: WorkspaceRow): Promise<WorkspaceSpec> => ({
     id: row.id,
     name: row.name,
@@ -129,6 +133,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     workspaces,
     node,
     urlOf: (sub) => `http://${sub}.${config.domain}:${config.router.port}`,
+    sessionSecret,
   })
   const adminKeyPath = await ensureAdmin(auth, config.dataDir)
   app.decorate('rigbox', {
@@ -139,6 +144,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     apps,
     sshKeys,
     gatewayKey,
+    sessionSecret,
     specOf,
     reconciler,
     node,

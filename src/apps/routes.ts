@@ -118,6 +118,16 @@ export function appRoutes(apps: AppService) {
     action('restart', 'Switch the route off and on again'),
     defineRoute({
       ...common,
+      method: 'POST',
+      path: '/apps/:id/login-link',
+      summary: 'A 5-minute link that logs a browser in to a private or privileged app',
+      params: appIdParams,
+      body: z.object({ next: z.string().startsWith('/').max(2048).optional() }).optional(),
+      response: z.object({ url: z.string(), expires_at: z.string() }).meta({ id: 'AppLoginLink' }),
+      handler: async ({ user, params, body }) => apps.loginLink(user, params.id, body?.next),
+    }),
+    defineRoute({
+      ...common,
       method: 'GET',
       path: '/apps/:id/health',
       summary: 'Is the app live (answers HTTP), is its port open, what runs it',

@@ -9,6 +9,7 @@ import type { WorkspaceService } from '../workspaces/service.ts'
 import type { WorkspaceRow } from '../workspaces/store.ts'
 import type { App } from './schemas.ts'
 import type { AppRow, AppStore } from './store.ts'
+import { issueLoginToken } from '../router/tokens.ts'
 
 export interface AppDeps {
   store: AppStore
@@ -16,7 +17,11 @@ export interface AppDeps {
   node: NodeClient | null
   /** `http://{sub}.localhost:8081`-style template of public URLs. */
   urlOf: (subdomain: string) => string
+  /** Signs browser login links the router accepts. */
+  sessionSecret: Buffer
 }
+
+const LOGIN_LINK_TTL_MS = 5 * 60_000
 
 export interface CreateAppInput {
   name: string
@@ -153,6 +158,26 @@ export class AppService {
       visibility,
       allowed_emails: JSON.stringify(normalizeEmails(allowed as string[])),
     })
+  }
+
+  /**
+   * A short-lived link that logs a browser in to one app: the router checks it, sets an
+   * HttpOnly cookie for that app's host only, and redirects to the app.
+   */
+  async loginLink(user: User, id: string, next?: string) {
+    const row = await this.get(user, id)
+    const expiresAt = Date.now() + LOGIN_LINK_TTL_MS
+    const token = issueLoginToken(this.d.sessionSecret, {
+      subdomain: row.subdomain,
+      userId: user.id,
+      email: user.email,
+      ttlMs: LOGIN_LINK_TTL_MS,
+    })
+    const query = new URLSearchParams({ token, ...(next ? { next } : {}) })
+    return {
+      url: `${this.d.urlOf(row.subdomain)}/__rigbox/login?${query}`,
+      expires_at: new Date(expiresAt).toISOString(),
+    }
   }
 
   async setRouted(user: User, id: string, on: boolean) {

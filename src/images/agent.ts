@@ -13,6 +13,10 @@ export const DEFAULT_AGENT_DIR = path.resolve(
 )
 
 export const AGENT_BUNDLE_PATH = '/usr/lib/rigbox/rigbox-agent.js'
+/** The in-VM `rig` (workspace-scoped, talks to the VM bridge), with a launcher on the PATH. */
+export const GUEST_CLI_PATH = '/usr/lib/rigbox/rig.mjs'
+export const GUEST_CLI_LAUNCHER = '/usr/local/bin/rig'
+const GUEST_CLI_ENTRY = path.resolve(DEFAULT_AGENT_DIR, '..', 'src', 'cli', 'guest', 'main.ts')
 export const AGENT_UNIT_NAME = 'rigbox-agent.service'
 
 export interface AgentFile extends HashedFile {
@@ -23,6 +27,8 @@ export interface AgentFile extends HashedFile {
 export interface AgentPayload {
   bundle: Buffer
   bundleSha256: string
+  /** The in-VM `rig` CLI, one ES module file. */
+  cli: Buffer
   unit: string
   /** Targets whose .wants/ the unit is linked into. */
   wantedBy: string[]
@@ -113,10 +119,25 @@ export async function loadAgent(agentDir: string = DEFAULT_AGENT_DIR): Promise<A
   }).catch((e: Error) => {
     throw new Error(`bundling the guest agent (${entry}) failed: ${e.message}`)
   })
+  const cliResult = await build({
+    entryPoints: [GUEST_CLI_ENTRY],
+    bundle: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'esm',
+    write: false,
+    logLevel: 'silent',
+    absWorkingDir: path.dirname(agentDir),
+  }).catch((e: Error) => {
+    throw new Error(`bundling the in-VM rig CLI (${GUEST_CLI_ENTRY}) failed: ${e.message}`)
+  })
   const bundle = Buffer.from(result.outputFiles[0].contents)
+  const cli = Buffer.from(cliResult.outputFiles[0].contents)
   return {
     bundle,
-    bundleSha256: sha256(bundle),
+    // One hash for everything bundled: a change to the agent or the in-VM CLI is a new image.
+    bundleSha256: sha256(Buffer.concat([bundle, cli])),
+    cli,
     unit,
     wantedBy: unitWantedBy(unit),
     files: await readFilesJson(agentDir),

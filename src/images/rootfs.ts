@@ -14,7 +14,7 @@ import path from 'node:path'
 import { run } from './exec.ts'
 import { removeBuildDir } from './host.ts'
 import type { AgentPayload } from './agent.ts'
-import { AGENT_BUNDLE_PATH, AGENT_UNIT_NAME } from './agent.ts'
+import { AGENT_BUNDLE_PATH, AGENT_UNIT_NAME, GUEST_CLI_LAUNCHER, GUEST_CLI_PATH } from './agent.ts'
 import { ENABLED_UNITS, GUEST_USER, LAYER_FILES, MASKED_UNITS } from './guest-files.ts'
 import type { KernelFiles } from './kernel.ts'
 import { baseLayerKey, type Recipe } from './recipe.ts'
@@ -129,6 +129,13 @@ async function installNode(root: string, nodeTarball: string, npmTarball: string
 
 async function installAgent(root: string, agent: AgentPayload) {
   await writeGuestFile(root, AGENT_BUNDLE_PATH, agent.bundle, 0o644)
+  await writeGuestFile(root, GUEST_CLI_PATH, agent.cli, 0o644)
+  await writeGuestFile(
+    root,
+    GUEST_CLI_LAUNCHER,
+    `#!/bin/sh\nexec /usr/local/bin/node ${GUEST_CLI_PATH} "$@"\n`,
+    0o755,
+  )
   const unitPath = `/etc/systemd/system/${AGENT_UNIT_NAME}`
   await writeGuestFile(root, unitPath, agent.unit, 0o644)
   for (const target of agent.wantedBy) {

@@ -1,7 +1,6 @@
-import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../app.ts'
 import { loadConfig, type Config } from '../config/config.ts'
 import type { NodeClient } from '../node/types.ts'
+import { startPlatform, type Platform } from './platform.ts'
 
 /** Creates the node this server runs VMs on, or null (RIGBOX_NODE=none or no runtime here). */
 async function createNode(config: Config, log: (msg: string) => void): Promise<NodeClient | null> {
@@ -16,16 +15,21 @@ async function createNode(config: Config, log: (msg: string) => void): Promise<N
 }
 
 /** `rigbox serve`: the whole platform on one host. Resolves once listening. */
-export async function serve(env = process.env): Promise<FastifyInstance> {
+export async function serve(env = process.env): Promise<Platform> {
   const config = loadConfig(env)
   const node = await createNode(config, (m) => console.error(m))
-  const app = await buildApp({ config, node })
+  const platform = await startPlatform(config, node)
+  const { app, router, ssh } = platform
   if (app.rigbox.adminKeyPath) {
     console.log(`rigbox: admin account created; its API key is in ${app.rigbox.adminKeyPath}`)
   }
-  await app.rigbox.reconciler.recover()
-  await app.listen({ host: config.host, port: config.port })
   console.log(`rigbox: API on http://${config.host}:${config.port} (data in ${config.dataDir})`)
+  console.log(`rigbox: apps at http://<app>.${config.domain}:${config.router.port}`)
+  if (router.caPath)
+    console.log(`rigbox: app TLS on :${config.router.tlsPort}; trust the CA ${router.caPath}`)
+  console.log(
+    `rigbox: SSH gateway on ${config.host}:${ssh.port} (host key ${ssh.hostKeyFingerprint})`,
+  )
 
   let closing = false
   const shutdown = (signal: string) => {
@@ -33,7 +37,7 @@ export async function serve(env = process.env): Promise<FastifyInstance> {
     closing = true
     app.log.info({ signal }, 'shutting down')
     // VMs keep running across a control-plane restart; the next start adopts them.
-    void app
+    void platform
       .close()
       .then(() => node?.close())
       .then(
@@ -46,5 +50,5 @@ export async function serve(env = process.env): Promise<FastifyInstance> {
   }
   process.once('SIGTERM', () => shutdown('SIGTERM'))
   process.once('SIGINT', () => shutdown('SIGINT'))
-  return app
+  return platform
 }

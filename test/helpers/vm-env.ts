@@ -67,7 +67,13 @@ export class ServerProcess {
     this.url = `http://127.0.0.1:${port}`
   }
 
+  routerPort = 0
+  sshPort = 0
+
   async start(): Promise<void> {
+    // The same router and SSH ports across restarts, as a real deployment keeps them.
+    this.routerPort ||= await freePort()
+    this.sshPort ||= await freePort()
     this.child = spawn(
       process.execPath,
       [
@@ -81,6 +87,8 @@ export class ServerProcess {
           RIGBOX_DATA_DIR: this.dataDir,
           RIGBOX_IMAGE_DIR: imageDir,
           RIGBOX_PORT: String(this.port),
+          RIGBOX_ROUTER_PORT: String(this.routerPort),
+          RIGBOX_SSH_PORT: String(this.sshPort),
           RIGBOX_LOG_LEVEL: 'warn',
         },
         stdio: ['ignore', 'pipe', 'pipe'],

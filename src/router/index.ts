@@ -1,0 +1,5 @@
+export { createRouter, type Router, type RouterOptions } from './router.ts'
+export { issueLoginToken, verifyLoginToken, SESSION_TTL_MS, MAX_LOGIN_TTL_MS } from './tokens.ts'
+export { ensureWildcardCertificate, type RouterCertificate } from './tls.ts'
+export type { RouterLogger } from './log.ts'
+export type { AppRoute, Caller, RouterDeps, Visibility } from './types.ts'

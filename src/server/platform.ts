@@ -1,0 +1,55 @@
+import type { FastifyInstance } from 'fastify'
+import path from 'node:path'
+import { buildApp } from '../app.ts'
+import { routerDeps } from '../apps/routing.ts'
+import type { Config } from '../config/config.ts'
+import type { NodeClient } from '../node/types.ts'
+import { createRouter, type Router } from '../router/index.ts'
+import { startSshGateway, type SshGateway } from '../ssh/gateway.ts'
+import { gatewayDeps } from '../sshkeys/gateway-deps.ts'
+
+export interface Platform {
+  app: FastifyInstance
+  router: Router
+  ssh: SshGateway
+  close(): Promise<void>
+}
+
+/**
+ * Everything `rigbox serve` runs on one host: the API, the app router and the SSH gateway over
+ * one control plane and one node. Tests start it the same way.
+ */
+export async function startPlatform(
+  config: Config,
+  node: NodeClient | null,
+  opts: { logger?: boolean | { level: string } } = {},
+): Promise<Platform> {
+  const app = await buildApp({ config, node, logger: opts.logger })
+  await app.rigbox.reconciler.recover()
+  await app.listen({ host: config.host, port: config.port })
+  const router = await createRouter(routerDeps(app, config.domain), {
+    host: config.host,
+    port: config.router.port,
+    ...(config.router.tlsPort !== null && {
+      tlsPort: config.router.tlsPort,
+      tls: config.router.tls ?? { generate: { dir: path.join(config.dataDir, 'router-tls') } },
+    }),
+    log: app.log,
+  })
+  const ssh = await startSshGateway(gatewayDeps(app), {
+    host: config.host,
+    port: config.sshPort,
+    hostKeyDir: path.join(config.dataDir, 'ssh'),
+    log: app.log,
+  })
+  return {
+    app,
+    router,
+    ssh,
+    async close() {
+      await ssh.close()
+      await router.close()
+      await app.close()
+    },
+  }
+}
