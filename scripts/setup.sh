@@ -19,10 +19,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # QEMU runs the VMs; qemu-utils makes the disks; mmdebstrap, e2fsprogs, busybox-static, cpio,
 # kmod and lz4 build the guest image; bubblewrap and util-linux (setpriv) jail each QEMU;
-# python3-requests runs the seed documents' examples in the tests; openssh-client for SSH tests.
+# openssl makes the router's local CA; python3-requests runs the seed documents' examples in the
+# tests; openssh-client/-server and nginx serve the SSH tests and the router benchmark.
 packages=(
   qemu-system-x86 qemu-utils mmdebstrap bubblewrap util-linux lz4 kmod e2fsprogs busybox-static
-  cpio ca-certificates python3 python3-requests openssh-client iproute2 procps
+  cpio ca-certificates openssl python3 python3-requests openssh-client openssh-server nginx
+  iproute2 procps
 )
 missing=()
 for p in "${packages[@]}"; do
