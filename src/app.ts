@@ -29,6 +29,7 @@ import { SshKeyStore } from './sshkeys/store.ts'
 import path from 'node:path'
 import { loadOrCreateSecret } from './lib/secret.ts'
 import { guestRoutes } from './workspaces/guest-routes.ts'
+import { egressRoutes } from './workspaces/egress-routes.ts'
 import { workspaceRoutes } from './workspaces/routes.ts'
 import { WorkspaceService } from './workspaces/service.ts'
 import { WorkspaceStore, type WorkspaceRow } from './workspaces/store.ts'
@@ -109,6 +110,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ...(await sshKeys.listByUser(row.user_id)).map((k) => k.public_key),
       gatewayKey.publicKey,
     ],
+    egress: JSON.parse(row.egress_policy) as WorkspaceSpec['egress'],
   })
   const reconciler = new Reconciler({
     store,
@@ -183,6 +185,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ...authRoutes(auth),
       ...workspaceRoutes(workspaces),
       ...guestRoutes(workspaces, node, config),
+      ...egressRoutes(workspaces),
       ...templateRoutes(workspaces),
       ...appRoutes(apps),
       ...sshKeyRoutes({

@@ -13,6 +13,8 @@ export interface WorkspaceSpec {
   diskMb: number
   env: Record<string, string>
   authorizedKeys: string[]
+  /** What the VM's egress proxy lets through. */
+  egress: { allow: string[]; deny: string[] }
 }
 
 export type VmExitReason = 'poweroff' | 'crash' | 'oom'

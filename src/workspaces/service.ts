@@ -27,7 +27,7 @@ export interface Deps {
   node: NodeClient | null
   nodeId: string
   kick: (id: string) => void
-  /** Pushes env changes into a running VM. */
+  /** Pushes env, key or egress changes into a running VM. */
   onEnvChanged: (row: WorkspaceRow) => Promise<void>
   /** Where the SSH gateway listens, for each workspace's ssh command. */
   ssh: { host: string; port: number }
@@ -228,6 +228,14 @@ export class WorkspaceService {
     if (row.status === 'deleting')
       throw new ApiError('INVALID_STATE', `workspace ${id} is deleting`)
     const next = await this.deps.store.transition(row, { env_vars: JSON.stringify(env) })
+    if (next.status === 'running') await this.deps.onEnvChanged(next)
+    return next
+  }
+
+  async setEgress(user: User, id: string, policy: { allow: string[]; deny: string[] }) {
+    const row = await this.get(user, id)
+    const next = await this.deps.store.transition(row, { egress_policy: JSON.stringify(policy) })
+    // Applies to the next connection: the node asks for the policy it holds per VM.
     if (next.status === 'running') await this.deps.onEnvChanged(next)
     return next
   }
