@@ -206,8 +206,10 @@ export class LocalNode implements NodeClient {
   }
 
   async close(): Promise<void> {
-    // VMs outlive the control plane on purpose; only our connections to them end here.
+    // VMs outlive the control plane on purpose; only our connections to them end here, and the
+    // driver lets go of them so this process can exit while they run on.
     for (const id of [...this.guests.keys()]) this.dropGuest(id)
+    for (const vm of await this.driver.listRunning()) this.driver.release(vm.id)
   }
 
   private guest(id: string): GuestChannel {
