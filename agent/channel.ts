@@ -23,18 +23,42 @@ export const defaultChannelOptions: Omit<ChannelOptions, 'log'> = {
 
 const WATCHDOG_TICK_MS = 1000
 
+/**
+ * Starts HTTP/2 on a port once the handshake is done. On `agent` and `bulk` the guest serves
+ * (see serveOn); on `tunnel` it is the client, since there the guest opens the streams.
+ */
+export type SessionStarter = (sock: net.Socket) => http2.Http2Session | null
+
+/** The guest as the HTTP/2 server of a port: the session `server` makes for the socket. */
+export function serveOn(server: http2.Http2Server): SessionStarter {
+  return (sock) => {
+    let session: http2.ServerHttp2Session | null = null
+    // The server emits 'session' synchronously from its connection listener.
+    const onSession = (s: http2.ServerHttp2Session): void => {
+      session = s
+    }
+    server.once('session', onSession)
+    server.emit('connection', sock)
+    server.off('session', onSession)
+    return session
+  }
+}
+
 export class PortChannel {
   private stopped = false
   private current: (() => void) | null = null
+  private readonly startSession: SessionStarter
   /** Number of HTTP/2 sessions established so far (for logs and tests). */
   sessions = 0
 
   constructor(
     readonly name: string,
     private readonly open: () => Promise<net.Socket>,
-    private readonly server: http2.Http2Server,
+    server: http2.Http2Server | SessionStarter,
     private readonly opts: ChannelOptions,
-  ) {}
+  ) {
+    this.startSession = typeof server === 'function' ? server : serveOn(server)
+  }
 
   start(): void {
     this.loop().catch((e: unknown) => this.opts.log(`${this.name}: loop crashed: ${String(e)}`))
@@ -71,7 +95,7 @@ export class PortChannel {
       let phase: 'wait' | 'afterOk' | 'http2' = 'wait'
       let buf: Buffer = Buffer.alloc(0)
       let nonce = ''
-      let session: http2.ServerHttp2Session | null = null
+      let session: http2.Http2Session | null = null
       let gotData = false
       let lastRx = Date.now()
       let lastTick = Date.now()
@@ -151,15 +175,9 @@ export class PortChannel {
         sock.off('data', onData)
         sock.pause()
         if (rest.length) sock.unshift(rest)
-        // The server emits 'session' synchronously from its connection listener.
-        const onSession = (s: http2.ServerHttp2Session): void => {
-          session = s
-        }
-        this.server.once('session', onSession)
-        this.server.emit('connection', sock)
-        this.server.off('session', onSession)
+        session = this.startSession(sock)
         if (!session) return finish('no HTTP/2 session')
-        const s: http2.ServerHttp2Session = session
+        const s: http2.Http2Session = session
         this.sessions++
         const alive = (): void => {
           lastRx = Date.now()

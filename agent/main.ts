@@ -19,6 +19,7 @@ import {
   handleShutdown,
   startCpuSampler,
 } from './system.ts'
+import { PORT_TUNNEL, startTunnel } from './tunnel.ts'
 
 function log(msg: string): void {
   process.stderr.write(`rigbox-agent: ${msg}\n`)
@@ -66,7 +67,8 @@ async function main(): Promise<void> {
   // A broken pipe to a child must never kill the agent: the watchdog relies on it staying up.
   process.on('uncaughtException', (e) => log(`uncaught: ${e.stack ?? String(e)}`))
   process.on('unhandledRejection', (e) => log(`unhandled rejection: ${String(e)}`))
-  if (o.listenUnix) await startRelay(o.listenUnix, [PORT_AGENT, PORT_BULK], { log })
+  const relayPorts = [PORT_AGENT, PORT_BULK, ...(o.tunnel ? [PORT_TUNNEL] : [])]
+  if (o.listenUnix) await startRelay(o.listenUnix, relayPorts, { log })
   startCpuSampler()
   const router = buildRouter(o)
   const channels = [PORT_AGENT, PORT_BULK].map((name) => {
@@ -78,10 +80,12 @@ async function main(): Promise<void> {
     })
   })
   for (const c of channels) c.start()
+  const tunnel = o.tunnel ? startTunnel(o, log) : null
   const where = o.portDir ? `dev ports in ${o.portDir}` : 'virtio ports'
   log(`${AGENT_VERSION} serving on ${where} (pid ${process.pid})`)
   const stop = (): void => {
     for (const c of channels) c.stop()
+    tunnel?.stop()
     setTimeout(() => process.exit(0), 100).unref()
   }
   process.on('SIGTERM', stop)

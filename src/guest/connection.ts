@@ -95,25 +95,7 @@ export class PortConnection extends EventEmitter {
 
   /** PINGs keep the guest's watchdog fed and tell us when the guest stopped answering. */
   private keepalive(session: http2.ClientHttp2Session): void {
-    let outstanding = 0
-    const timer = setInterval(() => {
-      if (session.destroyed) return clearInterval(timer)
-      if (outstanding && Date.now() - outstanding > this.opts.pingTimeoutMs) {
-        this.opts.log(`${this.name}: no PING answer for ${this.opts.pingTimeoutMs} ms; dropping`)
-        clearInterval(timer)
-        session.destroy()
-        return
-      }
-      if (outstanding) return
-      const sent = Date.now()
-      outstanding = sent
-      const ok = session.ping((err) => {
-        if (!err && outstanding === sent) outstanding = 0
-      })
-      if (!ok) outstanding = 0
-    }, this.opts.pingIntervalMs)
-    timer.unref()
-    session.once('close', () => clearInterval(timer))
+    keepalive(session, this.opts, this.name)
   }
 }
 
@@ -145,6 +127,36 @@ export async function handshake(
     await sleep(CONNECT_RETRY_MS)
   }
   throw new GuestUnavailableError(`${name}: guest did not answer in time (${lastErr})`)
+}
+
+/**
+ * PINGs a session of a guest port (client or server side) every `pingIntervalMs`: they keep the
+ * guest's watchdog fed, and a PING unanswered for `pingTimeoutMs` destroys the session.
+ */
+export function keepalive(
+  session: http2.Http2Session,
+  opts: Pick<ConnectionOptions, 'pingIntervalMs' | 'pingTimeoutMs' | 'log'>,
+  name: string,
+): void {
+  let outstanding = 0
+  const timer = setInterval(() => {
+    if (session.destroyed) return clearInterval(timer)
+    if (outstanding && Date.now() - outstanding > opts.pingTimeoutMs) {
+      opts.log(`${name}: no PING answer for ${opts.pingTimeoutMs} ms; dropping`)
+      clearInterval(timer)
+      session.destroy()
+      return
+    }
+    if (outstanding) return
+    const sent = Date.now()
+    outstanding = sent
+    const ok = session.ping((err) => {
+      if (!err && outstanding === sent) outstanding = 0
+    })
+    if (!ok) outstanding = 0
+  }, opts.pingIntervalMs)
+  timer.unref()
+  session.once('close', () => clearInterval(timer))
 }
 
 function connectUnix(p: string, timeoutMs: number): Promise<net.Socket> {

@@ -64,6 +64,7 @@ export class LocalNode implements NodeClient {
     }
     this.watch(handle)
     const guest = await this.connectGuest(handle, this.config.bootTimeoutMs, signal)
+    await this.untilBooted(guest, signal)
     await guest.configure({
       hostname: spec.name,
       workspace: { id: spec.id, name: spec.name, owner_id: spec.ownerId },
@@ -245,6 +246,19 @@ export class LocalNode implements NodeClient {
     } catch (err) {
       this.dropGuest(handle.id)
       throw err
+    }
+  }
+
+  /**
+   * The agent starts early in boot; a workspace is `running` once systemd has finished booting
+   * (sshd and the user's services are up), not merely once the agent answers.
+   */
+  private async untilBooted(guest: GuestChannel, signal: AbortSignal) {
+    for (;;) {
+      if (signal.aborted) throw new Error('start cancelled')
+      const { systemd_state } = await guest.health()
+      if (systemd_state === 'running' || systemd_state === 'degraded') return
+      await new Promise((r) => setTimeout(r, 250))
     }
   }
 

@@ -154,10 +154,11 @@ export function qemuPidsFor(id: string): number[] {
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue
     try {
-      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8')
-      if (cmd.startsWith('qemu-system') || cmd.includes('/qemu-system')) {
-        if (cmd.includes(id)) pids.push(Number(entry))
-      }
+      // The QEMU itself, not the launcher, bwrap or setpriv around it (their command lines
+      // name QEMU too).
+      // (comm, not exe: a jailed QEMU is not dumpable, so its exe link is unreadable here.)
+      if (!fs.readFileSync(`/proc/${entry}/comm`, 'utf8').startsWith('qemu-system')) continue
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(id)) pids.push(Number(entry))
     } catch {
       // the process ended while we looked
     }

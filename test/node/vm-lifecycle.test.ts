@@ -188,9 +188,9 @@ describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
       ws.id,
       `${split.join(' ')}; sudo grep -rIl ${args} ${dirs} 2>/dev/null; env | grep -c ${args}; cat /etc/rigbox/workspace.json`,
     )
-    const lines = r.stdout.trim().split('\n')
-    const meta = JSON.parse(lines.at(-1)!)
-    assert.deepEqual(lines.slice(0, -1), ['0'], 'no file and no env var holds a platform secret')
+    const json = r.stdout.indexOf('{')
+    const meta = JSON.parse(r.stdout.slice(json))
+    assert.deepEqual(r.stdout.slice(0, json).trim().split('\n'), ['0'], 'no file, no env var holds a secret')
     assert.deepEqual(Object.keys(meta).sort(), ['id', 'name', 'owner_id'])
     assert.equal(meta.id, ws.id)
   })
