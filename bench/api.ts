@@ -12,10 +12,14 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const duration = Number(process.argv[2] ?? 10)
 
 async function measure(mode: 'bare' | 'rigbox') {
+  // node with tsx's loader (not tsx's CLI, whose child would outlive kill()).
   const child = spawn(
     process.execPath,
-    [path.join(here, '../node_modules/tsx/dist/cli.mjs'), path.join(here, 'api-target.ts'), mode],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    ['--import', 'tsx', path.join(here, 'api-target.ts'), mode],
+    {
+      cwd: path.join(here, '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
   )
   try {
     const line = await new Promise<string>((resolve, reject) => {

@@ -17,10 +17,15 @@ const duration = Number(process.argv[2] ?? 10)
 const connections = 10
 
 async function startTarget(args: string[]): Promise<{ port: number; child: ChildProcess }> {
-  const tsx = path.join(here, '../node_modules/tsx/dist/cli.mjs')
-  const child = spawn(process.execPath, [tsx, path.join(here, 'router-target.ts'), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
+  // node with tsx's loader (not tsx's CLI, whose child would outlive kill()).
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(here, 'router-target.ts'), ...args],
+    {
+      cwd: path.join(here, '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
   const port = await new Promise<number>((resolve, reject) => {
     readline.createInterface({ input: child.stdout! }).on('line', (l) => {
       if (l.startsWith('READY ')) resolve(Number(l.split(' ')[1]))

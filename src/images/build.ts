@@ -151,7 +151,8 @@ async function resolveInputs(
   return { recipe, kernel, nodeTarball, npmTarball, agent, hash }
 }
 
-async function readImage(dir: string): Promise<ImageInfo | null> {
+/** The image in `dir` (by its manifest), whatever recipe made it. */
+export async function readImage(dir: string): Promise<ImageInfo | null> {
   const text = await readFile(path.join(dir, 'manifest.json'), 'utf8').catch(() => null)
   if (text === null) return null
   const m = JSON.parse(text) as Manifest

@@ -2,13 +2,18 @@ import fs from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type { Config } from '../config/config.ts'
-import { GuestChannel } from '../guest/index.ts'
-import { findImage, type ImageInfo } from '../images/build.ts'
+import type { GuestChannel } from '../guest/index.ts'
+import { GuestLinks } from './guest-links.ts'
+import { findImage, readImage, type ImageInfo } from '../images/build.ts'
+import { diskInfo } from '../vm/disks.ts'
 import { ApiError } from '../http/errors.ts'
 import { QemuDriver } from '../vm/qemu.ts'
 import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '../vm/types.ts'
 import { guestError } from './guest-errors.ts'
 import { Leases } from './leases.ts'
+import { TunnelHost } from './tunnel.ts'
+import { createEgressProxy, type EgressPolicy, type EgressProxy } from '../egress/index.ts'
+import type { Duplex } from 'node:stream'
 import type {
   ExecResult,
   ExecSpec,
@@ -19,9 +24,6 @@ import type {
   WorkspaceSpec,
 } from './types.ts'
 
-/** How long an adopted VM's agent gets to answer after a control-plane restart. */
-const REATTACH_TIMEOUT_MS = 30_000
-
 /**
  * The node on this host: QEMU VMs through the jailed driver, each reached through its guest
  * agent. It keeps nothing a VM could use against another: per-VM directories, uids, cgroups and
@@ -29,10 +31,15 @@ const REATTACH_TIMEOUT_MS = 30_000
  */
 export class LocalNode implements NodeClient {
   readonly id: string
-  private readonly guests = new Map<string, GuestChannel>()
+  private readonly links = new GuestLinks()
   private readonly exitListeners: ((id: string, exit: VmExit) => void)[] = []
   private readonly watched = new WeakSet<VmHandle>()
   private readonly forwarding = new Map<string, Promise<number>>()
+  /** Each running VM's egress policy, as its spec last said. */
+  private readonly policies = new Map<string, EgressPolicy>()
+  private readonly egress: EgressProxy
+  private readonly tunnel: TunnelHost
+  private bridge: ((conn: Duplex, workspaceId: string) => void) | null = null
 
   constructor(
     private readonly config: Config,
@@ -43,6 +50,20 @@ export class LocalNode implements NodeClient {
       .hostname()
       .toLowerCase()
       .replace(/[^a-z0-9-]/g, '-')}`
+    this.egress = createEgressProxy({
+      policyFor: async (id) => this.policies.get(id) ?? { allow: [], deny: [] },
+    })
+    this.tunnel = new TunnelHost({
+      handlers: {
+        bridge: (conn, id) => (this.bridge ? this.bridge(conn, id) : conn.destroy()),
+        egress: (conn, id) => this.egress.handle(conn, id),
+      },
+    })
+  }
+
+  /** Who serves `172.16.0.1:9090` in the VMs (the control plane's bridge on this host). */
+  setBridge(handler: (conn: Duplex, workspaceId: string) => void): void {
+    this.bridge = handler
   }
 
   async info(): Promise<NodeInfo> {
@@ -63,7 +84,10 @@ export class LocalNode implements NodeClient {
       handle = (await this.driver.adopt(spec.id, launch.dir)) ?? (await this.driver.start(launch))
     }
     this.watch(handle)
-    const guest = await this.connectGuest(handle, this.config.bootTimeoutMs, signal)
+    this.policies.set(spec.id, spec.egress)
+    // Before the guest is up, so services starting during boot already reach the bridge and proxy.
+    this.tunnel.attach(spec.id, handle.sockets.tunnel)
+    const guest = await this.links.await(handle, this.config.bootTimeoutMs, signal)
     await this.untilBooted(guest, signal)
     await guest.configure({
       hostname: spec.name,
@@ -75,7 +99,7 @@ export class LocalNode implements NodeClient {
   }
 
   async stop(id: string, timeoutMs: number): Promise<void> {
-    this.dropGuest(id)
+    this.forget(id)
     if (this.driver.get(id) || (await this.isRunning(id))) {
       await this.driver.stop(id, { timeoutMs })
     }
@@ -83,7 +107,7 @@ export class LocalNode implements NodeClient {
   }
 
   async destroy(id: string): Promise<void> {
-    this.dropGuest(id)
+    this.forget(id)
     await this.driver.destroy(id, this.driver.dirFor(id))
     await this.leases.release(id)
   }
@@ -92,16 +116,20 @@ export class LocalNode implements NodeClient {
     return (await this.driver.listRunning()).map((vm) => vm.id)
   }
 
-  async recover(keep: (id: string) => boolean) {
+  async recover(keep: WorkspaceSpec[]) {
+    const wanted = new Map(keep.map((s) => [s.id, s]))
     const adopted: string[] = []
     const removed: string[] = []
     for (const vm of await this.driver.listRunning()) {
-      const handle = keep(vm.id) ? await this.driver.adopt(vm.id, this.driver.dirFor(vm.id)) : null
-      if (handle) {
+      const spec = wanted.get(vm.id)
+      const handle = spec ? await this.driver.adopt(vm.id, this.driver.dirFor(vm.id)) : null
+      if (handle && spec) {
         this.watch(handle)
+        this.policies.set(vm.id, spec.egress)
+        this.tunnel.attach(vm.id, handle.sockets.tunnel)
         adopted.push(vm.id)
         // The agent answers again once its watchdog has reopened the port.
-        this.connectGuest(handle, REATTACH_TIMEOUT_MS).catch(() => undefined)
+        this.links.link(handle, this.config.bootTimeoutMs).catch(() => undefined)
       } else {
         await this.driver.kill(vm.id)
         await this.leases.release(vm.id)
@@ -117,6 +145,7 @@ export class LocalNode implements NodeClient {
   }
 
   async configure(spec: WorkspaceSpec): Promise<void> {
+    this.policies.set(spec.id, spec.egress)
     await this.guest(spec.id)
       .configure({
         hostname: spec.name,
@@ -156,7 +185,9 @@ export class LocalNode implements NodeClient {
 
   async metrics(id: string) {
     const m = await this.guest(id).metrics().catch(guestError)
+    const { connections, refused, bytes_in, bytes_out } = this.egress.stats(id)
     return {
+      egress: { connections, refused, bytes_in, bytes_out },
       cpu_percent: Math.round(m.cpu_percent * 10) / 10,
       ram_used_mb: Math.round(m.ram_used_mb),
       ram_total_mb: Math.round(m.ram_total_mb),
@@ -209,44 +240,14 @@ export class LocalNode implements NodeClient {
   async close(): Promise<void> {
     // VMs outlive the control plane on purpose; only our connections to them end here, and the
     // driver lets go of them so this process can exit while they run on.
-    for (const id of [...this.guests.keys()]) this.dropGuest(id)
+    this.links.dropAll()
+    this.tunnel.close()
+    this.egress.close()
     for (const vm of await this.driver.listRunning()) this.driver.release(vm.id)
   }
 
   private guest(id: string): GuestChannel {
-    const guest = this.guests.get(id)
-    if (!guest)
-      throw new ApiError('WORKSPACE_UNAVAILABLE', `workspace ${id}: its agent is not connected`)
-    return guest
-  }
-
-  private async connectGuest(handle: VmHandle, timeoutMs: number, signal?: AbortSignal) {
-    this.dropGuest(handle.id)
-    const guest = new GuestChannel()
-    this.guests.set(handle.id, guest)
-    const aborted = new Promise<never>((_, reject) => {
-      signal?.addEventListener('abort', () => reject(new Error('start cancelled')), { once: true })
-    })
-    const exited = handle.exited.then((exit) => {
-      throw Object.assign(new Error(`the VM exited while booting: ${describeExit(exit).detail}`), {
-        code: exit.oomKilled ? 'OOM_KILLED' : 'VM_CRASHED',
-      })
-    })
-    try {
-      await Promise.race([
-        guest.connect({
-          agentSock: handle.sockets.agent,
-          bulkSock: handle.sockets.bulk,
-          timeoutMs,
-        }),
-        aborted,
-        exited,
-      ])
-      return guest
-    } catch (err) {
-      this.dropGuest(handle.id)
-      throw err
-    }
+    return this.links.get(id)
   }
 
   /**
@@ -262,9 +263,11 @@ export class LocalNode implements NodeClient {
     }
   }
 
-  private dropGuest(id: string) {
-    this.guests.get(id)?.close()
-    this.guests.delete(id)
+  /** Everything this node holds for a VM that is no longer running. */
+  private forget(id: string) {
+    this.links.drop(id)
+    this.tunnel.detach(id)
+    this.policies.delete(id)
   }
 
   /** Reports a VM that ended without being asked to, once, to every listener. */
@@ -273,7 +276,7 @@ export class LocalNode implements NodeClient {
     this.watched.add(handle)
     void handle.exited.then(async (exit) => {
       if (this.driver.get(handle.id) && this.driver.get(handle.id) !== handle) return
-      this.dropGuest(handle.id)
+      this.forget(handle.id)
       await this.leases.release(handle.id).catch(() => undefined)
       if (exit.requested) return
       const { reason, detail } = describeExit(exit)
@@ -296,11 +299,33 @@ export class LocalNode implements NodeClient {
     return image
   }
 
+  /**
+   * The image a workspace's disk was made on: its overlay names that base, and booting the
+   * overlay on any other base (say, the image rebuilt after an upgrade) would corrupt it. New
+   * workspaces get the current image.
+   */
+  private async imageOf(spec: WorkspaceSpec, dir: string): Promise<ImageInfo> {
+    const overlay = path.join(dir, 'disk.qcow2')
+    const backing = await diskInfo(overlay).then(
+      (d) => d.backingFile,
+      () => null,
+    )
+    if (!backing) return this.image(spec.image)
+    const image = await readImage(path.dirname(backing))
+    if (!image) {
+      throw Object.assign(new Error(`the image this workspace was made on is gone: ${backing}`), {
+        code: 'IMAGE_MISSING',
+      })
+    }
+    return image
+  }
+
   private async launchSpec(spec: WorkspaceSpec, ipAddress: string): Promise<VmLaunchSpec> {
-    const image = await this.image(spec.image)
+    const dir = this.driver.dirFor(spec.id)
+    const image = await this.imageOf(spec, dir)
     return {
       id: spec.id,
-      dir: this.driver.dirFor(spec.id),
+      dir,
       image: {
         kernelPath: image.kernelPath,
         initrdPath: image.initrdPath,

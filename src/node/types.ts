@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream'
+
 /**
  * The seam between the control plane and a node (DESIGN.md §1): a direct call on one host,
  * authenticated HTTP between hosts. Everything a node needs to run one VM travels in a
@@ -40,7 +42,16 @@ export interface ExecResult {
   truncated: boolean
 }
 
+export interface EgressCounters {
+  connections: number
+  refused: number
+  bytes_in: number
+  bytes_out: number
+}
+
 export interface GuestMetrics {
+  /** Outbound traffic through the node's egress proxy since the node started. */
+  egress?: EgressCounters
   cpu_percent: number
   ram_used_mb: number
   ram_total_mb: number
@@ -80,8 +91,11 @@ export interface NodeClient {
   destroy(id: string): Promise<void>
   /** VMs the node is running right now (after a restart: the ones it adopted). */
   running(): Promise<string[]>
-  /** Reattaches to VMs that survived a control-plane restart; kills and reports the others. */
-  recover(keep: (id: string) => boolean): Promise<{ adopted: string[]; removed: string[] }>
+  /**
+   * Reattaches to the VMs that survived a control-plane restart and should live (`keep`, with
+   * what each needs); kills the others, keeping their disks.
+   */
+  recover(keep: WorkspaceSpec[]): Promise<{ adopted: string[]; removed: string[] }>
   onExit(listener: (id: string, exit: VmExit) => void): void
   configure(spec: WorkspaceSpec): Promise<void>
   exec(id: string, spec: ExecSpec, maxOutputBytes: number): Promise<ExecResult>
@@ -101,5 +115,7 @@ export interface NodeClient {
    * first use and gone when the VM stops. Inbound traffic (router, SSH gateway) uses it.
    */
   forwardPort(id: string, guestPort: number): Promise<{ host: string; port: number }>
+  /** Serves the VM bridge (`172.16.0.1:9090` in every VM): connections arrive tagged by VM. */
+  setBridge(handler: (conn: Duplex, workspaceId: string) => void): void
   close(): Promise<void>
 }

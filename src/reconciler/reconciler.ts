@@ -50,12 +50,12 @@ export class Reconciler {
   async recover(): Promise<void> {
     const rows = await this.o.store.listAll()
     if (this.o.node) {
-      const wanted = new Set(
-        rows
-          .filter((r) => ['running', 'starting', 'stopping', 'paused'].includes(r.status))
-          .map((r) => r.id),
+      const live = rows.filter((r) =>
+        ['running', 'starting', 'stopping', 'paused'].includes(r.status),
       )
-      const { adopted, removed } = await this.o.node.recover((id) => wanted.has(id))
+      const { adopted, removed } = await this.o.node.recover(
+        await Promise.all(live.map((r) => this.o.specOf(r))),
+      )
       this.o.log.info({ adopted, removed }, 'node recovered after start-up')
       const alive = new Set(adopted)
       for (const row of rows) {

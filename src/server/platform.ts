@@ -7,6 +7,7 @@ import type { NodeClient } from '../node/types.ts'
 import { createRouter, type Router } from '../router/index.ts'
 import { startSshGateway, type SshGateway } from '../ssh/gateway.ts'
 import { gatewayDeps } from '../sshkeys/gateway-deps.ts'
+import { createBridge } from '../bridge/server.ts'
 
 export interface Platform {
   app: FastifyInstance
@@ -25,6 +26,9 @@ export async function startPlatform(
   opts: { logger?: boolean | { level: string } } = {},
 ): Promise<Platform> {
   const app = await buildApp({ config, node, logger: opts.logger })
+  const { store, auth, workspaces, apps } = app.rigbox
+  const bridge = await createBridge({ store, auth, workspaces, apps })
+  node?.setBridge((conn, id) => bridge.handle(conn, id))
   await app.rigbox.reconciler.recover()
   await app.listen({ host: config.host, port: config.port })
   const router = await createRouter(routerDeps(app, config.domain), {
@@ -50,6 +54,7 @@ export async function startPlatform(
       await ssh.close()
       await router.close()
       await app.close()
+      await bridge.close()
     },
   }
 }

@@ -51,9 +51,10 @@ export class FakeNode implements NodeClient {
   async running() {
     return [...this.vms.keys()]
   }
-  async recover(keep: (id: string) => boolean) {
-    const adopted = [...this.vms.keys()].filter(keep)
-    const removed = [...this.vms.keys()].filter((id) => !keep(id))
+  async recover(keep: WorkspaceSpec[]) {
+    const wanted = new Set(keep.map((s) => s.id))
+    const adopted = [...this.vms.keys()].filter((id) => wanted.has(id))
+    const removed = [...this.vms.keys()].filter((id) => !wanted.has(id))
     for (const id of removed) this.vms.delete(id)
     return { adopted, removed }
   }
@@ -100,5 +101,6 @@ export class FakeNode implements NodeClient {
     if (!this.vms.has(id) || !target) throw new Error('port closed')
     return target
   }
+  setBridge() {}
   async close() {}
 }

@@ -74,14 +74,13 @@ export class ServerProcess {
     // The same router and SSH ports across restarts, as a real deployment keeps them.
     this.routerPort ||= await freePort()
     this.sshPort ||= await freePort()
+    // One process (node with tsx's loader), not tsx's CLI: a SIGKILL must hit the server itself,
+    // and the CLI would leave its child running.
     this.child = spawn(
       process.execPath,
-      [
-        path.join(root, 'node_modules/tsx/dist/cli.mjs'),
-        path.join(root, 'src/cli/main.ts'),
-        'serve',
-      ],
+      ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve'],
       {
+        cwd: root,
         env: {
           ...process.env,
           RIGBOX_DATA_DIR: this.dataDir,

@@ -40,6 +40,8 @@ describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => 
     // Mid-start: QEMU is up, the guest is still booting.
     const deadline = Date.now() + 60_000
     while (qemuPidsFor(id).length === 0 && Date.now() < deadline) {
+      const { vm } = (await server.api('GET', `/api/v1/workspaces/${id}`)).json
+      assert.notEqual(vm.status, 'failed', `${vm.failure_code}: ${vm.failure_reason}`)
       await new Promise((r) => setTimeout(r, 200))
     }
     const pids = qemuPidsFor(id)
@@ -66,7 +68,10 @@ describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => 
     await new Promise((r) => setTimeout(r, 2500))
     await server.kill9()
     const interrupted = await big
-    assert.ok(interrupted instanceof Error, 'the request died with the server')
+    assert.ok(
+      interrupted instanceof Error,
+      `the request died with the server, it did not answer ${JSON.stringify(interrupted).slice(0, 300)}`,
+    )
 
     await server.start()
     await waitStatus(server.url, server.adminKey(), id, ['running'])
