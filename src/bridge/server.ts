@@ -50,14 +50,12 @@ export async function createBridge(d: BridgeDeps): Promise<Bridge> {
       return reply.code(400).send({ error: { code: 'VALIDATION_ERROR', message: err.message } })
     }
     const status = (err as { statusCode?: number }).statusCode ?? 500
-    return reply
-      .code(status)
-      .send({
-        error: {
-          code: status < 500 ? 'BAD_REQUEST' : 'INTERNAL',
-          message: status < 500 ? (err as Error).message : 'internal error',
-        },
-      })
+    return reply.code(status).send({
+      error: {
+        code: status < 500 ? 'BAD_REQUEST' : 'INTERNAL',
+        message: status < 500 ? (err as Error).message : 'internal error',
+      },
+    })
   })
   app.setNotFoundHandler((req, reply) =>
     reply

@@ -89,7 +89,9 @@ export function reportError(err: unknown): number {
   const e = err as { cause?: { code?: string; message?: string }; message?: string }
   if (err instanceof TypeError && e.message === 'fetch failed') {
     const why = e.cause?.code ?? e.cause?.message ?? 'network error'
-    process.stderr.write(`error: cannot reach the Rigbox API at ${resolveCredentials().url} (${why})\n`)
+    process.stderr.write(
+      `error: cannot reach the Rigbox API at ${resolveCredentials().url} (${why})\n`,
+    )
     return 4
   }
   process.stderr.write(`error: ${e.message ?? String(err)}\n`)

@@ -190,7 +190,11 @@ describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
     )
     const json = r.stdout.indexOf('{')
     const meta = JSON.parse(r.stdout.slice(json))
-    assert.deepEqual(r.stdout.slice(0, json).trim().split('\n'), ['0'], 'no file, no env var holds a secret')
+    assert.deepEqual(
+      r.stdout.slice(0, json).trim().split('\n'),
+      ['0'],
+      'no file, no env var holds a secret',
+    )
     assert.deepEqual(Object.keys(meta).sort(), ['id', 'name', 'owner_id'])
     assert.equal(meta.id, ws.id)
   })
