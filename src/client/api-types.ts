@@ -586,6 +586,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/workspaces/{id}/egress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's egress policy */
+        get: operations["get_workspaces_id_egress"];
+        /** Set the egress policy: deny wins, then allow; private addresses open only when allowed explicitly */
+        put: operations["put_workspaces_id_egress"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/egress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's egress policy */
+        get: operations["flat_get_workspaces_id_egress"];
+        /** Set the egress policy: deny wins, then allow; private addresses open only when allowed explicitly */
+        put: operations["flat_put_workspaces_id_egress"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/templates": {
         parameters: {
             query?: never;
@@ -858,6 +894,40 @@ export interface paths {
         put?: never;
         /** Switch the route off and on again */
         post: operations["flat_post_apps_id_restart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/login-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A 5-minute link that logs a browser in to a private or privileged app */
+        post: operations["post_apps_id_login_link"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/apps/{id}/login-link": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A 5-minute link that logs a browser in to a private or privileged app */
+        post: operations["flat_post_apps_id_login_link"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1510,6 +1580,13 @@ export interface components {
             ram_total_mb: number;
             disk_used_mb: number;
             disk_total_mb: number;
+            /** @description outbound traffic through the egress proxy since the node started */
+            egress?: {
+                connections: number;
+                refused: number;
+                bytes_in: number;
+                bytes_out: number;
+            };
             updated_at: string;
         };
         GetWorkspaceLogsResponseInput: {
@@ -1542,8 +1619,18 @@ export interface components {
             timed_out: boolean;
             truncated: boolean;
         };
+        EgressPolicyInput: {
+            /** @description hosts, *.domains, IPs or CIDRs (optionally :port) let through */
+            allow: string[];
+            /** @description always refused, before anything else */
+            deny: string[];
+        };
         TemplatesResponseInput: {
             templates: components["schemas"]["WorkspaceTemplateInput"][];
+        };
+        AppLoginLinkInput: {
+            url: string;
+            expires_at: string;
         };
         SshKeysResponseInput: {
             ssh_keys: components["schemas"]["SshKeyWithFingerprintInput"][];
@@ -1877,6 +1964,13 @@ export interface components {
             ram_total_mb: number;
             disk_used_mb: number;
             disk_total_mb: number;
+            /** @description outbound traffic through the egress proxy since the node started */
+            egress?: {
+                connections: number;
+                refused: number;
+                bytes_in: number;
+                bytes_out: number;
+            };
             updated_at: string;
         };
         GetWorkspaceLogsResponse: {
@@ -1909,8 +2003,18 @@ export interface components {
             timed_out: boolean;
             truncated: boolean;
         };
+        EgressPolicy: {
+            /** @description hosts, *.domains, IPs or CIDRs (optionally :port) let through */
+            allow: string[];
+            /** @description always refused, before anything else */
+            deny: string[];
+        };
         TemplatesResponse: {
             templates: components["schemas"]["WorkspaceTemplate"][];
+        };
+        AppLoginLink: {
+            url: string;
+            expires_at: string;
         };
         SshKeysResponse: {
             ssh_keys: components["schemas"]["SshKeyWithFingerprint"][];
@@ -3925,6 +4029,178 @@ export interface operations {
             };
         };
     };
+    get_workspaces_id_egress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressPolicy"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_workspaces_id_egress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EgressPolicyInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressPolicy"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_egress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressPolicy"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_workspaces_id_egress: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EgressPolicyInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EgressPolicy"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
     get_templates: {
         parameters: {
             query?: never;
@@ -4827,6 +5103,100 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceActionResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_apps_id_login_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: starts_with */
+                    next?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppLoginLink"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_apps_id_login_link: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: starts_with */
+                    next?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppLoginLink"];
                 };
             };
             /** @description Default Response */

@@ -125,6 +125,10 @@ export async function loadAgent(agentDir: string = DEFAULT_AGENT_DIR): Promise<A
     platform: 'node',
     target: 'node22',
     format: 'esm',
+    // commander is CommonJS: its require() calls need a real require inside an ES module.
+    banner: {
+      js: "import { createRequire as __rigRequire } from 'node:module'; const require = __rigRequire(import.meta.url);",
+    },
     write: false,
     logLevel: 'silent',
     absWorkingDir: path.dirname(agentDir),

@@ -19,6 +19,15 @@ const metricsSchema = z
     ram_total_mb: z.number().int(),
     disk_used_mb: z.number().int(),
     disk_total_mb: z.number().int(),
+    egress: z
+      .object({
+        connections: z.number().int(),
+        refused: z.number().int(),
+        bytes_in: z.number().int(),
+        bytes_out: z.number().int(),
+      })
+      .optional()
+      .describe('outbound traffic through the egress proxy since the node started'),
     updated_at: z.string(),
   })
   .meta({ id: 'WorkspaceMetrics' })

@@ -321,7 +321,8 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
     const proxied = await exec(
       a.id,
       [
-        `curl -s -o /dev/null -w 'lo=%{http_code}\\n' -m 10 http://127.0.0.1:${apiPort}/healthz`,
+        // Explicitly through the proxy: NO_PROXY would send 127.0.0.1 to the VM's own loopback.
+        `curl -s -o /dev/null -w 'lo=%{http_code}\\n' -m 10 -x http://172.16.0.1:3128 --noproxy '' http://127.0.0.1:${apiPort}/healthz`,
         `curl -s -o /dev/null -w 'vm=%{http_code}\\n' -m 10 http://${b.ip_address}:22/`,
         `curl -s -o /dev/null -w 'meta=%{http_code}\\n' -m 10 http://169.254.169.254/`,
       ].join('; '),
