@@ -7,6 +7,10 @@ import keyLs from './commands/key/ls.ts'
 import keyRm from './commands/key/rm.ts'
 import login from './commands/login.ts'
 import serveCommand from './commands/serve.ts'
+import ssh from './commands/ssh.ts'
+import sshKeyAdd from './commands/ssh-key/add.ts'
+import sshKeyLs from './commands/ssh-key/ls.ts'
+import sshKeyRm from './commands/ssh-key/rm.ts'
 import templateLs from './commands/template/ls.ts'
 import whoami from './commands/whoami.ts'
 import wsEnv from './commands/workspace/env.ts'
@@ -51,5 +55,8 @@ templateLs(program.command('template').description('workspace templates'))
 const key = program.command('key').description('API keys')
 for (const register of [keyCreate, keyLs, keyRm]) register(key)
 imageBuild(program.command('image').description('guest images'))
+const sshKey = program.command('ssh-key').description('SSH keys for the SSH gateway')
+for (const register of [sshKeyAdd, sshKeyLs, sshKeyRm]) register(sshKey)
+ssh(program)
 
 await program.parseAsync()

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -87,6 +88,19 @@ describe('rig CLI against a listening server', () => {
     const revoked = await rig(['whoami'], { ...env, RIGBOX_API_KEY: created.key })
     assert.equal(revoked.code, 3)
     assert.match(revoked.stderr, /invalid or revoked API key/)
+  })
+
+  it('manages SSH keys', async () => {
+    const dir = tempDir()
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'id')])
+    const added = await rig(['ssh-key', 'add', path.join(dir, 'id.pub'), '--name', 'cli-key'], env)
+    assert.equal(added.code, 0, added.stderr)
+    assert.match(added.stdout, /added cli-key \(SHA256:/)
+    const listed = JSON.parse((await rig(['--json', 'ssh-key', 'ls'], env)).stdout)
+    assert.equal(listed.length, 1)
+    assert.equal((await rig(['ssh-key', 'rm', listed[0].id], env)).code, 0)
+    const missing = await rig(['ssh-key', 'add', path.join(dir, 'nope.pub')], env)
+    assert.equal(missing.code, 2)
   })
 
   it('fails clearly: unknown workspace, unreachable API, missing arguments', async () => {
