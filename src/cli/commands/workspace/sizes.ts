@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander'
+import { unwrap, type RigboxClient, type Vm } from '../../../client/index.ts'
 
 export const int = (v: string) => {
   const n = Number(v)
@@ -23,3 +24,20 @@ export const sizeBody = (o: SizeOpts) => ({
   vcpu_count: o.vcpus,
   disk_size_mb: o.disk,
 })
+
+export type CreateOpts = SizeOpts & { image?: string; template?: string }
+
+/** `--image/--template` options and a create (plain or from a template), for `new` and `spawn`. */
+export const createOptions = (cmd: Command) =>
+  sizeOptions(cmd)
+    .option('--image <image>', 'base or dev')
+    .option('--template <id>', 'create from a template (its floors raise lower sizes)')
+
+export async function createWorkspace(api: RigboxClient, name: string, o: CreateOpts): Promise<Vm> {
+  if (o.template) {
+    const body = { template_id: o.template, name, ...sizeBody(o) }
+    return unwrap(await api.POST('/api/v1/quick-deploy', { body })).workspace
+  }
+  const body = { name, image: o.image, ...sizeBody(o) }
+  return unwrap(await api.POST('/api/v1/workspaces', { body })).vm
+}
