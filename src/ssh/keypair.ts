@@ -22,7 +22,12 @@ export async function loadOrCreateKeyPair(file: string, comment = 'rigbox'): Pro
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
   let text = await readIfExists(file)
   if (text === undefined) {
-    const generated = ssh2.utils.generateKeyPairSync('ed25519', { comment })
+    // About 1 in 200 keys ssh2 generates is refused by its own parser (measured: 15 of 3000):
+    // publish only a key that reads back.
+    let generated = ssh2.utils.generateKeyPairSync('ed25519', { comment })
+    for (let i = 0; i < 20 && ssh2.utils.parseKey(generated.private) instanceof Error; i++) {
+      generated = ssh2.utils.generateKeyPairSync('ed25519', { comment })
+    }
     text = await publishOnce(file, generated.private)
   }
 
