@@ -16,6 +16,9 @@ import { openDatabase, type Db } from './db/database.ts'
 import { installErrorHandling } from './http/error-handler.ts'
 import { RateLimiter } from './http/rate-limit.ts'
 import { registerRoutes } from './http/route.ts'
+import { snapshotRoutes } from './snapshots/routes.ts'
+import { SnapshotService } from './snapshots/service.ts'
+import { SnapshotStore } from './snapshots/store.ts'
 import { limitsRoutes } from './limits/routes.ts'
 import type { NodeClient, WorkspaceSpec } from './node/types.ts'
 import { Reconciler } from './reconciler/reconciler.ts'
@@ -48,6 +51,7 @@ export interface Rigbox {
   store: WorkspaceStore
   workspaces: WorkspaceService
   apps: AppService
+  snapshots: SnapshotService
   sshKeys: SshKeyStore
   gatewayKey: KeyPair
   /** Signs router login links and session cookies. */
@@ -137,6 +141,14 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     urlOf: (sub) => `http://${sub}.${config.domain}:${config.router.port}`,
     sessionSecret,
   })
+  const snapshots = new SnapshotService({
+    snapshots: new SnapshotStore(db),
+    store,
+    workspaces,
+    node,
+    specOf,
+    log: app.log as Logger,
+  })
   const adminKeyPath = await ensureAdmin(auth, config.dataDir)
   app.decorate('rigbox', {
     db,
@@ -144,6 +156,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     store,
     workspaces,
     apps,
+    snapshots,
     sshKeys,
     gatewayKey,
     sessionSecret,
@@ -188,6 +201,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ...egressRoutes(workspaces),
       ...templateRoutes(workspaces),
       ...appRoutes(apps),
+      ...snapshotRoutes(snapshots, workspaces),
       ...sshKeyRoutes({
         keys: sshKeys,
         workspaces,

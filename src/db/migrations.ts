@@ -95,6 +95,30 @@ const migrations: Record<string, Migration> = {
         .execute()
     },
   },
+  '0003_snapshots': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('snapshots')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('workspace_id', 'text', (c) =>
+          c.notNull().references('workspaces.id').onDelete('cascade'),
+        )
+        .addColumn('node_id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('state', 'text', (c) => c.notNull())
+        .addColumn('size_bytes', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema.createIndex('snapshots_user').on('snapshots').column('user_id').execute()
+      await db.schema
+        .createIndex('snapshots_workspace')
+        .on('snapshots')
+        .column('workspace_id')
+        .execute()
+      await db.schema.alterTable('workspaces').addColumn('disk_op', 'text').execute()
+    },
+  },
 }
 
 export const migrationProvider: MigrationProvider = {

@@ -20,7 +20,10 @@ export interface ApiKeysTable {
   last_used_at: string | null
 }
 
-export type DesiredState = 'provisioned' | 'running' | 'stopped' | 'deleted'
+export type DesiredState = 'provisioned' | 'running' | 'paused' | 'stopped' | 'deleted'
+
+/** Work on a stopped workspace's disk that nothing may start, resize or delete under. */
+export type DiskOp = 'snapshot' | 'restore' | 'fork'
 
 export interface WorkspacesTable {
   id: string
@@ -40,6 +43,7 @@ export interface WorkspacesTable {
   ip_address: string | null
   /** JSON `{"allow": [...], "deny": [...]}` of host patterns for the egress proxy. */
   egress_policy: string
+  disk_op: DiskOp | null
   failure_code: string | null
   failure_reason: string | null
   creation_attempts: number
@@ -80,10 +84,24 @@ export interface SshKeysTable {
   created_at: string
 }
 
+export interface SnapshotsTable {
+  id: string
+  user_id: string
+  workspace_id: string
+  node_id: string
+  name: string
+  /** `creating` rows are invisible to the API: a snapshot shows once its data is complete. */
+  state: 'creating' | 'ready'
+  /** Host bytes allocated to the snapshot's file (sparse). */
+  size_bytes: number
+  created_at: string
+}
+
 export interface Database {
   users: UsersTable
   api_keys: ApiKeysTable
   workspaces: WorkspacesTable
   apps: AppsTable
   ssh_keys: SshKeysTable
+  snapshots: SnapshotsTable
 }

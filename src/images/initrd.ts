@@ -32,6 +32,7 @@ init=/sbin/init
 mode=rw
 flags=
 debug=
+workspace=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     root=*) root="\${arg#root=}" ;;
@@ -40,6 +41,7 @@ for arg in $(cat /proc/cmdline); do
     ro) mode=ro ;;
     rw) mode=rw ;;
     rigbox.debug) debug=1 ;;
+    rigbox.workspace=*) workspace="\${arg#rigbox.workspace=}" ;;
   esac
 done
 
@@ -79,6 +81,23 @@ done
 mount -t ext4 -o "$mode$flags" "$root" /newroot || fail "cannot mount $root (ext4, $mode$flags)"
 if [ ! -e "/newroot$init" ] && [ ! -L "/newroot$init" ]; then
   fail "$init not found on $root"
+fi
+
+# A disk seeded from another workspace's snapshot (a fork) carries that workspace's machine-id and
+# SSH host keys. On its first boot under a new workspace they are cleared: systemd then makes a new
+# machine-id and rigbox-firstboot new host keys, as on any first boot.
+if [ -n "$workspace" ] && [ "$mode" = rw ]; then
+  owner=$(cat /newroot/etc/rigbox/disk-owner 2>/dev/null)
+  if [ "$owner" != "$workspace" ]; then
+    if [ -n "$owner" ]; then
+      log "disk of $owner booted as $workspace: new machine-id and SSH host keys"
+      : > /newroot/etc/machine-id
+      rm -f /newroot/etc/ssh/ssh_host_* /newroot/var/lib/dbus/machine-id
+    fi
+    mkdir -p /newroot/etc/rigbox
+    echo "$workspace" > /newroot/etc/rigbox/disk-owner
+    sync
+  fi
 fi
 
 log "root $root mounted ($mode), starting $init"

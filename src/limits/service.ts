@@ -3,7 +3,8 @@ import { ApiError } from '../http/errors.ts'
 import type { WorkspaceRow } from '../workspaces/store.ts'
 import { plans, type PlanLimits } from './plans.ts'
 
-const ACTIVE = new Set(['starting', 'running', 'paused'])
+/** What holds RAM and CPU: a paused workspace gave both back, and resuming asks again. */
+const ACTIVE = new Set(['starting', 'running'])
 
 export interface Usage {
   workspace_count: number
@@ -28,7 +29,7 @@ export function usageOf(rows: WorkspaceRow[]): Usage {
   }
 }
 
-function exceed(limit: keyof PlanLimits, allowed: number, requested: number, what: string) {
+export function exceed(limit: keyof PlanLimits, allowed: number, requested: number, what: string) {
   return new ApiError(
     'LIMIT_EXCEEDED',
     `plan limit ${limit} exceeded: ${what} ${requested}, your plan allows ${allowed}`,

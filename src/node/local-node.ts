@@ -1,4 +1,5 @@
 import fs from 'node:fs/promises'
+import { rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type { Config } from '../config/config.ts'
@@ -12,6 +13,9 @@ import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '.
 import { guestError } from './guest-errors.ts'
 import { Leases } from './leases.ts'
 import { TunnelHost } from './tunnel.ts'
+import { DiskSnapshots, sweepPartials, type SnapshotRef } from './disk-snapshots.ts'
+import { exists } from '../vm/proc.ts'
+import { hostDir } from '../vm/jail.ts'
 import { createEgressProxy, type EgressPolicy, type EgressProxy } from '../egress/index.ts'
 import type { Duplex } from 'node:stream'
 import type {
@@ -40,6 +44,7 @@ export class LocalNode implements NodeClient {
   private readonly egress: EgressProxy
   private readonly tunnel: TunnelHost
   private bridge: ((conn: Duplex, workspaceId: string) => void) | null = null
+  private readonly snapshots: DiskSnapshots
 
   constructor(
     private readonly config: Config,
@@ -50,6 +55,7 @@ export class LocalNode implements NodeClient {
       .hostname()
       .toLowerCase()
       .replace(/[^a-z0-9-]/g, '-')}`
+    this.snapshots = new DiskSnapshots(config.dataDir)
     this.egress = createEgressProxy({
       policyFor: async (id) => this.policies.get(id) ?? { allow: [], deny: [] },
     })
@@ -76,12 +82,23 @@ export class LocalNode implements NodeClient {
     await this.driver.prepare(await this.launchSpec(spec, this.leases.peek(spec.id)))
   }
 
-  async start(spec: WorkspaceSpec, signal: AbortSignal): Promise<{ ipAddress: string }> {
+  async start(spec: WorkspaceSpec, signal: AbortSignal) {
     const ipAddress = await this.leases.acquire(spec.id)
     let handle = this.driver.get(spec.id)
+    let resumed = false
     if (!handle) {
       const launch = await this.launchSpec(spec, ipAddress)
-      handle = (await this.driver.adopt(spec.id, launch.dir)) ?? (await this.driver.start(launch))
+      handle = (await this.driver.adopt(spec.id, launch.dir)) ?? undefined
+      // A QEMU left paused by a crash mid-resume (or mid-pause) starts over from what is on disk.
+      if (handle && !(await this.driver.vcpusRunning(spec.id))) {
+        await this.driver.kill(spec.id)
+        handle = undefined
+      }
+      if (!handle) {
+        const memory = this.memoryFile(spec.id)
+        resumed = await exists(memory)
+        handle = await this.driver.start(resumed ? { ...launch, resumeFrom: memory } : launch)
+      }
     }
     this.watch(handle)
     this.policies.set(spec.id, spec.egress)
@@ -95,7 +112,9 @@ export class LocalNode implements NodeClient {
       env: spec.env,
       authorized_keys: spec.authorizedKeys,
     })
-    return { ipAddress }
+    // The guest's wall clock stood still while it was paused.
+    if (resumed) await guest.run(`date -u -s @${(Date.now() / 1000).toFixed(3)}`, { user: 'root' })
+    return { ipAddress, resumed }
   }
 
   async stop(id: string, timeoutMs: number): Promise<void> {
@@ -103,13 +122,41 @@ export class LocalNode implements NodeClient {
     if (this.driver.get(id) || (await this.isRunning(id))) {
       await this.driver.stop(id, { timeoutMs })
     }
+    // Stopped means the next start boots from the disk: a memory state would no longer match it.
+    await rm(this.memoryFile(id), { force: true })
     await this.leases.release(id)
+  }
+
+  async pause(id: string): Promise<{ memoryBytes: number }> {
+    const { bytes } = await this.driver.suspend(id, this.memoryFile(id))
+    this.forget(id)
+    return { memoryBytes: bytes }
   }
 
   async destroy(id: string): Promise<void> {
     this.forget(id)
     await this.driver.destroy(id, this.driver.dirFor(id))
+    await this.snapshots.removeAll(id)
     await this.leases.release(id)
+  }
+
+  async snapshotDisk(spec: WorkspaceSpec, snapshotId: string) {
+    return this.snapshots.take(await this.stoppedDisk(spec), { workspaceId: spec.id, snapshotId })
+  }
+
+  async restoreDisk(spec: WorkspaceSpec, from: SnapshotRef): Promise<void> {
+    await this.provision(spec) // the VM's directory and jail uid, for a fork's new workspace
+    await this.snapshots.restore(from, await this.stoppedDisk(spec))
+    await rm(this.memoryFile(spec.id), { force: true })
+    await this.provision(spec) // back to the workspace's size and owned by its jail uid
+  }
+
+  deleteSnapshot(ref: SnapshotRef): Promise<void> {
+    return this.snapshots.remove(ref)
+  }
+
+  sweepSnapshots(keep: SnapshotRef[]): Promise<string[]> {
+    return this.snapshots.sweep(keep)
   }
 
   async running(): Promise<string[]> {
@@ -136,7 +183,15 @@ export class LocalNode implements NodeClient {
         removed.push(vm.id)
       }
     }
-    await this.leases.retain(new Set(adopted))
+    // A paused VM keeps its address: the guest resumes with it configured.
+    const paused = []
+    for (const spec of keep) {
+      const dir = this.driver.dirFor(spec.id)
+      await sweepPartials(dir)
+      await sweepPartials(hostDir(dir))
+      if (await exists(this.memoryFile(spec.id))) paused.push(spec.id)
+    }
+    await this.leases.retain(new Set([...adopted, ...paused]))
     return { adopted, removed }
   }
 
@@ -277,11 +332,30 @@ export class LocalNode implements NodeClient {
     void handle.exited.then(async (exit) => {
       if (this.driver.get(handle.id) && this.driver.get(handle.id) !== handle) return
       this.forget(handle.id)
-      await this.leases.release(handle.id).catch(() => undefined)
+      // Paused: the address stays with the memory state that has it configured.
+      if (!(await exists(this.memoryFile(handle.id)))) {
+        await this.leases.release(handle.id).catch(() => undefined)
+      }
       if (exit.requested) return
       const { reason, detail } = describeExit(exit)
       for (const l of this.exitListeners) l(handle.id, { reason, detail })
     })
+  }
+
+  /** Where `pause` keeps a VM's memory state: root's part of its directory, out of the jail. */
+  private memoryFile(id: string): string {
+    return path.join(hostDir(this.driver.dirFor(id)), 'memory.state')
+  }
+
+  private async stoppedDisk(spec: WorkspaceSpec): Promise<string> {
+    if (this.driver.get(spec.id) || (await this.isRunning(spec.id))) {
+      throw new ApiError('INVALID_STATE', `workspace ${spec.id} is running; stop it first`)
+    }
+    const disk = path.join(this.driver.dirFor(spec.id), 'disk.qcow2')
+    if (!(await exists(disk))) {
+      throw new ApiError('INVALID_STATE', `workspace ${spec.id} has no disk yet: start it once`)
+    }
+    return disk
   }
 
   private async isRunning(id: string) {

@@ -1,4 +1,7 @@
 import type { Duplex } from 'node:stream'
+import type { SnapshotRef } from './disk-snapshots.ts'
+
+export type { SnapshotRef } from './disk-snapshots.ts'
 
 /**
  * The seam between the control plane and a node (DESIGN.md §1): a direct call on one host,
@@ -84,11 +87,24 @@ export interface NodeClient {
   info(): Promise<NodeInfo>
   /** Creates the workspace's disk if missing and applies a resize; idempotent. */
   provision(spec: WorkspaceSpec): Promise<void>
-  /** Boots the VM and resolves once its agent reports ready. Aborting kills the boot. */
-  start(spec: WorkspaceSpec, signal: AbortSignal): Promise<{ ipAddress: string }>
+  /**
+   * Boots the VM and resolves once its agent reports ready. Aborting kills the boot. A VM paused
+   * with `pause` is resumed instead (`resumed: true`): its processes go on where they were.
+   */
+  start(spec: WorkspaceSpec, signal: AbortSignal): Promise<{ ipAddress: string; resumed: boolean }>
+  /** Ends the VM (its disk is kept); a saved memory state is discarded. */
   stop(id: string, timeoutMs: number): Promise<void>
-  /** Removes the VM and every file of it. */
+  /** Saves the running VM's memory and device state and ends it; its RAM and CPU are freed. */
+  pause(id: string): Promise<{ memoryBytes: number }>
+  /** Removes the VM and every file of it, its snapshots included. */
   destroy(id: string): Promise<void>
+  /** Copies a stopped workspace's disk into a snapshot (sparse); complete once it resolves. */
+  snapshotDisk(spec: WorkspaceSpec, snapshotId: string): Promise<{ sizeBytes: number }>
+  /** Replaces a stopped workspace's disk with a snapshot's (its own, or another's for a fork). */
+  restoreDisk(spec: WorkspaceSpec, from: SnapshotRef): Promise<void>
+  deleteSnapshot(ref: SnapshotRef): Promise<void>
+  /** After a crash: removes partial copies and the snapshot files not in `keep`. */
+  sweepSnapshots(keep: SnapshotRef[]): Promise<string[]>
   /** VMs the node is running right now (after a restart: the ones it adopted). */
   running(): Promise<string[]>
   /**

@@ -102,7 +102,13 @@ export class Reconciler {
         return
       }
       case 'provisioned':
-        if (node && row.status === 'provisioned') await node.provision(await this.o.specOf(row))
+        // A fork's disk is being written: provisioning now would race it.
+        if (node && row.status === 'provisioned' && !row.disk_op) {
+          await node.provision(await this.o.specOf(row))
+        }
+        return
+      case 'paused':
+        if (row.status === 'running') await this.pause(row)
         return
       case 'stopped':
         if (['starting', 'running', 'stopping', 'provisioning', 'paused'].includes(row.status)) {
@@ -125,6 +131,18 @@ export class Reconciler {
         }
         return
     }
+  }
+
+  private async pause(row: WorkspaceRow): Promise<void> {
+    try {
+      if (this.o.node) await this.o.node.pause(row.id)
+    } catch (err) {
+      // The guest was resumed where it stood: it keeps running and the pause is called off.
+      this.o.log.warn({ err, workspace: row.id }, 'pause failed; the workspace keeps running')
+      await this.o.store.transition(row, { desired_state: 'running' })
+      return
+    }
+    await this.o.store.transition(row, { status: 'paused' })
   }
 
   private async boot(row: WorkspaceRow): Promise<void> {

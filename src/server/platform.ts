@@ -29,6 +29,8 @@ export async function startPlatform(
   const { store, auth, workspaces, apps } = app.rigbox
   const bridge = await createBridge({ store, auth, workspaces, apps })
   node?.setBridge((conn, id) => bridge.handle(conn, id))
+  // Disk work cut short by a crash is settled first: the reconciler must not start a half fork.
+  await app.rigbox.snapshots.recover()
   await app.rigbox.reconciler.recover()
   await app.listen({ host: config.host, port: config.port })
   const router = await createRouter(routerDeps(app, config.domain), {

@@ -33,6 +33,8 @@ export interface QemuArgsOptions {
   imageCmdline: string
   tscKhz: number | null
   ipAddress: string
+  /** Wait for a migration stream (a memory snapshot) instead of booting the kernel. */
+  incoming?: boolean
 }
 
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/
@@ -130,7 +132,8 @@ export function buildQemuArgs(o: QemuArgsOptions): string[] {
     '-initrd',
     JAIL_IMAGE.initrd,
     '-append',
-    kernelCmdline(o),
+    // The guest's initrd compares it with the disk's owner: a fork's first boot renews identity.
+    `${kernelCmdline(o)} rigbox.workspace=${o.id}`,
     '-blockdev',
     JSON.stringify(base),
     '-blockdev',
@@ -162,5 +165,7 @@ export function buildQemuArgs(o: QemuArgsOptions): string[] {
     '-sandbox',
     'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny',
   )
+  // -S too: the guest stays paused after the load until the host continues it.
+  if (o.incoming) args.push('-incoming', 'defer', '-S')
   return args
 }

@@ -9,6 +9,7 @@ import * as jail from './jail.ts'
 import { exists, raceTimeout, readTail, signalPid, sleep } from './proc.ts'
 import { buildQemuArgs, checkId, checkSpec } from './qemu-args.ts'
 import { LiveVm, type QemuVmHandle } from './qemu-live.ts'
+import { loadMemory, saveMemory } from './memory.ts'
 import * as runs from './qemu-run.ts'
 import { QmpClient } from './qmp.ts'
 import type { RunningVm, VmDriver, VmExit, VmLaunchSpec } from './types.ts'
@@ -115,6 +116,7 @@ export class QemuDriver implements VmDriver {
       imageCmdline: spec.image.cmdline,
       tscKhz: accel === 'tcg' ? await hostTscKhz() : null,
       ipAddress: spec.ipAddress,
+      incoming: spec.resumeFrom !== undefined,
     })
     const command = jail.jailedCommand({
       vmDir: dir,
@@ -159,6 +161,13 @@ export class QemuDriver implements VmDriver {
       await runs.writeRunState(dir, state)
       const live = this.track(id, dir, state, qmp, child)
       for (const f of spec.hostfwd ?? []) await this.addHostFwd(id, f.guestPort, f.hostPort)
+      if (spec.resumeFrom) {
+        await loadMemory(qmp, dir, spec.resumeFrom)
+        // Consumed before the guest runs: from its first instruction the disk moves on, and the
+        // same memory state resumed a second time would no longer match it.
+        await rm(spec.resumeFrom)
+        await qmp.execute('cont')
+      }
       return live.handle
     } catch (err) {
       this.live.get(id)?.release()
@@ -212,6 +221,25 @@ export class QemuDriver implements VmDriver {
     if (await raceTimeout(exited, 3000)) return exited
     signalPid(live.handle.pid, 'SIGKILL')
     return exited
+  }
+
+  /**
+   * Saves the VM's memory and device state to `file` and ends the VM; its disk, flushed by the
+   * migration, is the matching disk state. Booting with `resumeFrom: file` brings it back.
+   */
+  async suspend(id: string, file: string): Promise<{ bytes: number }> {
+    const live = await this.hold(id)
+    const saved = await saveMemory(live.handle.qmp, live.handle.dir, live.state.uid, file)
+    // The guest is now paused for good: stop() quits it without a power button.
+    await this.stop(id)
+    return saved
+  }
+
+  /** Whether the guest's vCPUs run (false while a migration loads or after one saved it). */
+  async vcpusRunning(id: string): Promise<boolean> {
+    const live = await this.hold(id)
+    const status = await live.handle.qmp.execute<{ running: boolean }>('query-status')
+    return status.running
   }
 
   async kill(id: string): Promise<VmExit | null> {

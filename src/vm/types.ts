@@ -32,6 +32,8 @@ export interface VmLaunchSpec {
   /** The VM's lease in 172.16.0.0/24 (.2–.254); the guest receives it over DHCP. */
   ipAddress: string
   hostfwd?: HostFwd[]
+  /** Host path of a memory snapshot (`suspend`) to resume from instead of booting. */
+  resumeFrom?: string
 }
 
 export interface VmExit {
@@ -91,6 +93,10 @@ export interface VmDriver {
   start(spec: VmLaunchSpec): Promise<VmHandle>
   /** Graceful: ACPI power button, a bounded wait, then force. */
   stop(id: string, opts?: { timeoutMs?: number }): Promise<VmExit>
+  /** Saves memory and device state to `file` (host path), then ends the VM. */
+  suspend(id: string, file: string): Promise<{ bytes: number }>
+  /** Whether the guest's CPUs are running (not paused for a memory save or load). */
+  vcpusRunning(id: string): Promise<boolean>
   kill(id: string): Promise<VmExit | null>
   /** Reattaches to a VMM that outlived the server; null (and cleans up) if it is gone. */
   adopt(id: string, dir: string): Promise<VmHandle | null>

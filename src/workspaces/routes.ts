@@ -18,7 +18,10 @@ const tag = 'workspaces'
 const flat = { schema: flatWorkspace, from: toFlatWorkspace }
 
 export function workspaceRoutes(ws: WorkspaceService) {
-  const action = (verb: 'start' | 'stop' | 'cancel' | 'retry', summary: string) =>
+  const action = (
+    verb: 'start' | 'stop' | 'cancel' | 'retry' | 'pause' | 'resume',
+    summary: string,
+  ) =>
     defineRoute({
       method: 'POST',
       path: `/workspaces/:id/${verb}`,
@@ -92,6 +95,14 @@ export function workspaceRoutes(ws: WorkspaceService) {
     action('stop', 'Stop a workspace (the VM shuts down, the disk is kept)'),
     action('cancel', 'Cancel a start in progress'),
     action('retry', 'Retry a failed workspace'),
+    action(
+      'pause',
+      'Pause a running workspace: memory and device state are saved and its RAM and CPU freed (poll until status is paused)',
+    ),
+    action(
+      'resume',
+      'Resume a paused workspace with every process where it was (poll until status is running)',
+    ),
     defineRoute({
       method: 'PUT',
       path: '/workspaces/:id/resources',

@@ -2,6 +2,7 @@ import type { User } from '../auth/store.ts'
 import { ApiError, notFound } from '../http/errors.ts'
 import { newId, nowIso, randomString } from '../lib/ids.ts'
 import { checkAllocation, checkStart, limitsFor, type Size } from '../limits/service.ts'
+import type { DiskOp } from '../db/schema.ts'
 import type { NodeClient } from '../node/types.ts'
 import { findTemplate, images, type Template } from '../templates/catalog.ts'
 import type { GetWorkspaceResponse } from './schemas.ts'
@@ -64,7 +65,13 @@ export class WorkspaceService {
     return row
   }
 
-  async create(user: User, input: CreateInput, template?: Template): Promise<WorkspaceRow> {
+  /** `diskOp`: the row starts busy (a fork writing its disk) so nothing provisions it meanwhile. */
+  async create(
+    user: User,
+    input: CreateInput,
+    opts: { template?: Template; diskOp?: DiskOp } = {},
+  ): Promise<WorkspaceRow> {
+    const { template } = opts
     const image = input.image ?? template?.image ?? 'base'
     if (!(images as readonly string[]).includes(image)) {
       throw new ApiError('VALIDATION_ERROR', `image "${image}" is unknown; one of: ${images}`)
@@ -95,6 +102,7 @@ export class WorkspaceService {
       env_vars: JSON.stringify(input.env_vars ?? {}),
       ip_address: null,
       egress_policy: JSON.stringify({ allow: [], deny: [] }),
+      disk_op: opts.diskOp ?? null,
       failure_code: null,
       failure_reason: null,
       creation_attempts: 0,
@@ -132,12 +140,13 @@ export class WorkspaceService {
         vcpu_count: floor(input.vcpu_count, template.vcpu_count),
         disk_size_mb: floor(input.disk_size_mb, template.disk_size_mb),
       },
-      template,
+      { template },
     )
   }
 
   async start(user: User, id: string) {
     const row = await this.get(user, id)
+    checkDiskIdle(row)
     if (['running', 'starting', 'provisioning'].includes(row.status)) {
       throw new ApiError('ALREADY_RUNNING', `workspace ${id} is already ${row.status}`)
     }
@@ -159,6 +168,26 @@ export class WorkspaceService {
       creation_attempts: row.creation_attempts + 1,
       creation_started_at: row.creation_started_at ?? nowIso(),
     })
+  }
+
+  /** Saves memory and device state and ends the VM; `resume` (or `start`) brings it back. */
+  async pause(user: User, id: string) {
+    const row = await this.get(user, id)
+    if (row.status !== 'running' || row.desired_state !== 'running') {
+      throw new ApiError(
+        'INVALID_STATE',
+        `workspace ${id} is ${row.status}; only a running workspace can be paused`,
+      )
+    }
+    return this.move(row, { desired_state: 'paused' })
+  }
+
+  async resume(user: User, id: string) {
+    const row = await this.get(user, id)
+    if (row.status !== 'paused') {
+      throw new ApiError('INVALID_STATE', `workspace ${id} is ${row.status}, not paused`)
+    }
+    return this.start(user, id)
   }
 
   async stop(user: User, id: string) {
@@ -196,11 +225,13 @@ export class WorkspaceService {
   async remove(user: User, id: string) {
     const row = await this.get(user, id)
     if (row.status === 'deleting') return row
+    checkDiskIdle(row)
     return this.move(row, { status: 'deleting', desired_state: 'deleted' })
   }
 
   async resize(user: User, id: string, input: Partial<Size>) {
     const row = await this.get(user, id)
+    checkDiskIdle(row)
     if (row.status !== 'stopped' && row.status !== 'provisioned') {
       throw new ApiError(
         'INVALID_STATE',
@@ -244,6 +275,22 @@ export class WorkspaceService {
     const next = await this.deps.store.transition(row, patch)
     this.deps.kick(row.id)
     return next
+  }
+}
+
+const DISK_OPS = {
+  snapshot: 'a snapshot is being taken',
+  restore: 'a snapshot is being restored',
+  fork: 'its disk is being forked from a snapshot',
+}
+
+/** Nothing starts, resizes or deletes a workspace while its disk is being copied. */
+export function checkDiskIdle(row: WorkspaceRow) {
+  if (row.disk_op) {
+    throw new ApiError(
+      'INVALID_STATE',
+      `workspace ${row.id} is busy: ${DISK_OPS[row.disk_op]}; try again when it is done`,
+    )
   }
 }
 

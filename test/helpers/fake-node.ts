@@ -4,6 +4,7 @@ import type {
   GuestMetrics,
   NodeClient,
   NodeInfo,
+  SnapshotRef,
   VmExit,
   WorkspaceSpec,
 } from '../../src/node/types.ts'
@@ -18,6 +19,14 @@ export class FakeNode implements NodeClient {
   provisioned = new Set<string>()
   destroyed: string[] = []
   configured: WorkspaceSpec[] = []
+  /** A stand-in for each disk's contents: snapshots copy it, restores put it back. */
+  disks = new Map<string, string>()
+  snapshots = new Map<string, string>()
+  /** Workspaces with a saved memory state. */
+  paused = new Set<string>()
+  resumes = 0
+  /** Makes the next disk copy hang until released (a crash in the middle of one). */
+  holdCopies: Promise<void> | null = null
   bootDelayMs = 0
   failBoot: { code: string; message: string } | null = null
   private exitListeners: ((id: string, exit: VmExit) => void)[] = []
@@ -38,15 +47,50 @@ export class FakeNode implements NodeClient {
     })
     if (this.failBoot) throw Object.assign(new Error(this.failBoot.message), this.failBoot)
     this.vms.set(spec.id, 'running')
-    return { ipAddress: '172.16.0.2' }
+    const resumed = this.paused.delete(spec.id)
+    if (resumed) this.resumes++
+    return { ipAddress: '172.16.0.2', resumed }
   }
   async stop(id: string) {
     this.vms.delete(id)
+    this.paused.delete(id)
+  }
+  async pause(id: string) {
+    if (!this.vms.delete(id)) throw new Error('not running')
+    this.paused.add(id)
+    return { memoryBytes: 1 }
   }
   async destroy(id: string) {
     this.vms.delete(id)
     this.provisioned.delete(id)
     this.destroyed.push(id)
+    this.disks.delete(id)
+    for (const key of this.snapshots.keys()) {
+      if (key.startsWith(`${id}/`)) this.snapshots.delete(key)
+    }
+  }
+  async snapshotDisk(spec: WorkspaceSpec, snapshotId: string) {
+    if (this.vms.has(spec.id)) throw new Error('running')
+    await this.holdCopies
+    const disk = this.disks.get(spec.id) ?? ''
+    this.snapshots.set(`${spec.id}/${snapshotId}`, disk)
+    return { sizeBytes: 4096 + disk.length }
+  }
+  async restoreDisk(spec: WorkspaceSpec, from: SnapshotRef) {
+    if (this.vms.has(spec.id)) throw new Error('running')
+    await this.holdCopies
+    const data = this.snapshots.get(`${from.workspaceId}/${from.snapshotId}`)
+    if (data === undefined) throw new Error('no such snapshot')
+    this.disks.set(spec.id, data)
+  }
+  async deleteSnapshot(ref: SnapshotRef) {
+    this.snapshots.delete(`${ref.workspaceId}/${ref.snapshotId}`)
+  }
+  async sweepSnapshots(keep: SnapshotRef[]) {
+    const wanted = new Set(keep.map((r) => `${r.workspaceId}/${r.snapshotId}`))
+    const removed = [...this.snapshots.keys()].filter((k) => !wanted.has(k))
+    for (const k of removed) this.snapshots.delete(k)
+    return removed
   }
   async running() {
     return [...this.vms.keys()]
