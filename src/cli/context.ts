@@ -116,3 +116,28 @@ export function progress(label: string) {
     },
   }
 }
+
+/**
+ * Progress for one slow request that reports nothing until it returns (a disk copy): the
+ * elapsed time ticks on the same line as `progress` shows, cleared however the request ends.
+ */
+export async function withProgress<T>(
+  label: string,
+  state: string,
+  work: () => Promise<T>,
+  finished = 'done',
+): Promise<T> {
+  const bar = progress(label)
+  bar.update(state)
+  const tick = setInterval(() => bar.update(state), 1000)
+  try {
+    const result = await work()
+    bar.done(`${label}: ${finished}`)
+    return result
+  } catch (err) {
+    bar.done(`${label}: failed`)
+    throw err
+  } finally {
+    clearInterval(tick)
+  }
+}

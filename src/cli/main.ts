@@ -7,6 +7,11 @@ import keyLs from './commands/key/ls.ts'
 import keyRm from './commands/key/rm.ts'
 import login from './commands/login.ts'
 import serveCommand from './commands/serve.ts'
+import snapshotCreate from './commands/snapshot/create.ts'
+import snapshotFork from './commands/snapshot/fork.ts'
+import snapshotLs from './commands/snapshot/ls.ts'
+import snapshotRestore from './commands/snapshot/restore.ts'
+import snapshotRm from './commands/snapshot/rm.ts'
 import ssh from './commands/ssh.ts'
 import sshKeyAdd from './commands/ssh-key/add.ts'
 import sshKeyLs from './commands/ssh-key/ls.ts'
@@ -19,7 +24,9 @@ import wsLogs from './commands/workspace/logs.ts'
 import wsLs from './commands/workspace/ls.ts'
 import wsMetrics from './commands/workspace/metrics.ts'
 import wsNew from './commands/workspace/new.ts'
+import wsPause from './commands/workspace/pause.ts'
 import wsResize from './commands/workspace/resize.ts'
+import wsResume from './commands/workspace/resume.ts'
 import wsRm from './commands/workspace/rm.ts'
 import wsSpawn from './commands/workspace/spawn.ts'
 import wsStart from './commands/workspace/start.ts'
@@ -43,6 +50,8 @@ for (const register of [
   wsGet,
   wsStart,
   wsStop,
+  wsPause,
+  wsResume,
   wsRm,
   wsResize,
   wsEnv,
@@ -50,6 +59,13 @@ for (const register of [
   wsMetrics,
 ]) {
   register(workspace)
+}
+const snapshot = program
+  .command('snapshot')
+  .alias('snap')
+  .description('disk snapshots of workspaces: take, restore, fork')
+for (const register of [snapshotCreate, snapshotLs, snapshotRestore, snapshotRm, snapshotFork]) {
+  register(snapshot)
 }
 templateLs(program.command('template').description('workspace templates'))
 const key = program.command('key').description('API keys')

@@ -53,6 +53,10 @@ export async function waitFor(
         `workspace ${id} failed: ${failure?.code ?? vm.failure_code} ${failure?.message ?? ''}`,
       )
     }
+    if (targets.includes('paused') && vm.failure_code === 'PAUSE_FAILED') {
+      bar.done(`${label}: called off`)
+      throw new CliError(`workspace ${id} was not paused: ${vm.failure_reason ?? ''}`)
+    }
     if (Date.now() > deadline) throw new CliError(`timed out waiting for ${id} to be ${targets}`)
     await new Promise((r) => setTimeout(r, 1000))
   }

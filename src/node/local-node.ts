@@ -5,12 +5,11 @@ import path from 'node:path'
 import type { Config } from '../config/config.ts'
 import type { GuestChannel } from '../guest/index.ts'
 import { GuestLinks } from './guest-links.ts'
-import { findImage, readImage, type ImageInfo } from '../images/build.ts'
-import { diskInfo } from '../vm/disks.ts'
 import { ApiError } from '../http/errors.ts'
 import { QemuDriver } from '../vm/qemu.ts'
 import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '../vm/types.ts'
 import { guestError } from './guest-errors.ts'
+import { launchSpecFor } from './launch.ts'
 import { Leases } from './leases.ts'
 import { TunnelHost } from './tunnel.ts'
 import { DiskSnapshots, sweepPartials, type SnapshotRef } from './disk-snapshots.ts'
@@ -358,59 +357,12 @@ export class LocalNode implements NodeClient {
     return disk
   }
 
+  private launchSpec(spec: WorkspaceSpec, ipAddress: string): Promise<VmLaunchSpec> {
+    return launchSpecFor(spec, this.driver.dirFor(spec.id), ipAddress, this.config.imageDir)
+  }
+
   private async isRunning(id: string) {
     return (await this.driver.listRunning()).some((vm) => vm.id === id)
-  }
-
-  private async image(name: string): Promise<ImageInfo> {
-    const image = await findImage(name as ImageInfo['name'], this.config.imageDir)
-    if (!image) {
-      throw Object.assign(
-        new Error(`image "${name}" is not built on this node: run \`rig image build ${name}\``),
-        { code: 'IMAGE_MISSING' },
-      )
-    }
-    return image
-  }
-
-  /**
-   * The image a workspace's disk was made on: its overlay names that base, and booting the
-   * overlay on any other base (say, the image rebuilt after an upgrade) would corrupt it. New
-   * workspaces get the current image.
-   */
-  private async imageOf(spec: WorkspaceSpec, dir: string): Promise<ImageInfo> {
-    const overlay = path.join(dir, 'disk.qcow2')
-    const backing = await diskInfo(overlay).then(
-      (d) => d.backingFile,
-      () => null,
-    )
-    if (!backing) return this.image(spec.image)
-    const image = await readImage(path.dirname(backing))
-    if (!image) {
-      throw Object.assign(new Error(`the image this workspace was made on is gone: ${backing}`), {
-        code: 'IMAGE_MISSING',
-      })
-    }
-    return image
-  }
-
-  private async launchSpec(spec: WorkspaceSpec, ipAddress: string): Promise<VmLaunchSpec> {
-    const dir = this.driver.dirFor(spec.id)
-    const image = await this.imageOf(spec, dir)
-    return {
-      id: spec.id,
-      dir,
-      image: {
-        kernelPath: image.kernelPath,
-        initrdPath: image.initrdPath,
-        rootfsPath: image.rootfsPath,
-        cmdline: image.cmdline,
-      },
-      memMb: spec.ramMb,
-      vcpus: spec.vcpus,
-      diskMb: spec.diskMb,
-      ipAddress,
-    }
   }
 }
 

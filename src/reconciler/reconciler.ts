@@ -139,7 +139,12 @@ export class Reconciler {
     } catch (err) {
       // The guest was resumed where it stood: it keeps running and the pause is called off.
       this.o.log.warn({ err, workspace: row.id }, 'pause failed; the workspace keeps running')
-      await this.o.store.transition(row, { desired_state: 'running' })
+      // Status stays running; the failure fields say why the pause did not happen.
+      await this.o.store.transition(row, {
+        desired_state: 'running',
+        failure_code: 'PAUSE_FAILED',
+        failure_reason: `the pause was called off: ${(err as Error).message}`,
+      })
       return
     }
     await this.o.store.transition(row, { status: 'paused' })

@@ -195,7 +195,9 @@ function atRest(ws: WorkspaceRow, what: 'snapshot' | 'restore') {
   const hint =
     ws.status === 'paused'
       ? 'stop it first (that discards its memory state)'
-      : 'stop it first and wait until its status is stopped'
+      : ws.status === 'provisioned'
+        ? 'it has never run; start it once, then stop it'
+        : 'stop it first and wait until its status is stopped'
   throw new ApiError(
     'INVALID_STATE',
     `workspace ${ws.id} is ${ws.status}; a workspace's disk is ${verb} only while it is stopped: ${hint}`,

@@ -173,13 +173,17 @@ export class WorkspaceService {
   /** Saves memory and device state and ends the VM; `resume` (or `start`) brings it back. */
   async pause(user: User, id: string) {
     const row = await this.get(user, id)
+    if (row.status === 'running' && row.desired_state === 'paused') {
+      throw new ApiError('INVALID_STATE', `workspace ${id} is already being paused`)
+    }
     if (row.status !== 'running' || row.desired_state !== 'running') {
       throw new ApiError(
         'INVALID_STATE',
         `workspace ${id} is ${row.status}; only a running workspace can be paused`,
       )
     }
-    return this.move(row, { desired_state: 'paused' })
+    // A failure of an earlier pause is history once the next one is asked for.
+    return this.move(row, { desired_state: 'paused', failure_code: null, failure_reason: null })
   }
 
   async resume(user: User, id: string) {

@@ -55,7 +55,10 @@ export class FakeNode implements NodeClient {
     this.vms.delete(id)
     this.paused.delete(id)
   }
+  /** Makes pauses fail as a migration error would (the VM keeps running). */
+  failPause = false
   async pause(id: string) {
+    if (this.failPause) throw new Error('migration failed: disk full')
     if (!this.vms.delete(id)) throw new Error('not running')
     this.paused.add(id)
     return { memoryBytes: 1 }
