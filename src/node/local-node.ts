@@ -1,10 +1,9 @@
 import fs from 'node:fs/promises'
-import { rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import type { Config } from '../config/config.ts'
 import type { GuestChannel } from '../guest/index.ts'
-import { GuestLinks } from './guest-links.ts'
+import { GuestCalls } from './guest-calls.ts'
 import { ApiError } from '../http/errors.ts'
 import { QemuDriver } from '../vm/qemu.ts'
 import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '../vm/types.ts'
@@ -17,24 +16,15 @@ import { exists } from '../vm/proc.ts'
 import { hostDir } from '../vm/jail.ts'
 import { createEgressProxy, type EgressPolicy, type EgressProxy } from '../egress/index.ts'
 import type { Duplex } from 'node:stream'
-import type {
-  ExecResult,
-  ExecSpec,
-  GuestLogLine,
-  NodeClient,
-  NodeInfo,
-  VmExit,
-  WorkspaceSpec,
-} from './types.ts'
+import type { NodeClient, NodeInfo, VmExit, WorkspaceSpec } from './types.ts'
 
 /**
  * The node on this host: QEMU VMs through the jailed driver, each reached through its guest
  * agent. It keeps nothing a VM could use against another: per-VM directories, uids, cgroups and
  * leases; the control plane's database and keys stay outside every jail.
  */
-export class LocalNode implements NodeClient {
+export class LocalNode extends GuestCalls implements NodeClient {
   readonly id: string
-  private readonly links = new GuestLinks()
   private readonly exitListeners: ((id: string, exit: VmExit) => void)[] = []
   private readonly watched = new WeakSet<VmHandle>()
   private readonly forwarding = new Map<string, Promise<number>>()
@@ -50,6 +40,7 @@ export class LocalNode implements NodeClient {
     private readonly driver: VmDriver & { dirFor(id: string): string },
     private readonly leases: Leases,
   ) {
+    super()
     this.id = `node-${os
       .hostname()
       .toLowerCase()
@@ -122,7 +113,7 @@ export class LocalNode implements NodeClient {
       await this.driver.stop(id, { timeoutMs })
     }
     // Stopped means the next start boots from the disk: a memory state would no longer match it.
-    await rm(this.memoryFile(id), { force: true })
+    await fs.rm(this.memoryFile(id), { force: true })
     await this.leases.release(id)
   }
 
@@ -146,7 +137,7 @@ export class LocalNode implements NodeClient {
   async restoreDisk(spec: WorkspaceSpec, from: SnapshotRef): Promise<void> {
     await this.provision(spec) // the VM's directory and jail uid, for a fork's new workspace
     await this.snapshots.restore(from, await this.stoppedDisk(spec))
-    await rm(this.memoryFile(spec.id), { force: true })
+    await fs.rm(this.memoryFile(spec.id), { force: true })
     await this.provision(spec) // back to the workspace's size and owned by its jail uid
   }
 
@@ -185,10 +176,13 @@ export class LocalNode implements NodeClient {
     // A paused VM keeps its address: the guest resumes with it configured.
     const paused = []
     for (const spec of keep) {
-      const dir = this.driver.dirFor(spec.id)
-      await sweepPartials(dir)
-      await sweepPartials(hostDir(dir))
       if (await exists(this.memoryFile(spec.id))) paused.push(spec.id)
+    }
+    // Copies a crash cut short (a restore, a memory save), in every VM's directory.
+    const vmsDir = path.join(this.config.dataDir, 'vms')
+    for (const id of await fs.readdir(vmsDir).catch(() => [] as string[])) {
+      await sweepPartials(path.join(vmsDir, id))
+      await sweepPartials(hostDir(path.join(vmsDir, id)))
     }
     await this.leases.retain(new Set([...adopted, ...paused]))
     return { adopted, removed }
@@ -210,33 +204,6 @@ export class LocalNode implements NodeClient {
       .catch(guestError)
   }
 
-  async exec(id: string, spec: ExecSpec, maxOutputBytes: number): Promise<ExecResult> {
-    const res = await this.guest(id)
-      .exec(
-        { command: spec.command, user: spec.user, env: spec.env, timeout_ms: spec.timeoutMs },
-        { stdin: spec.stdin, maxOutputBytes },
-      )
-      .catch(guestError)
-    const signalled = res.signal
-      ? 128 + (os.constants.signals[res.signal as NodeJS.Signals] ?? 0)
-      : -1
-    return {
-      exit_code: res.exit_code ?? signalled,
-      stdout: res.stdout ?? '',
-      stderr: res.stderr ?? '',
-      timed_out: res.timed_out,
-      truncated: Boolean(res.truncated),
-    }
-  }
-
-  readFile(id: string, file: string, maxBytes: number): Promise<Buffer> {
-    return this.guest(id).readFile(file, { maxBytes }).catch(guestError)
-  }
-
-  async writeFile(id: string, file: string, data: Buffer): Promise<void> {
-    await this.guest(id).writeFile(file, data, { mkdirs: true }).catch(guestError)
-  }
-
   async metrics(id: string) {
     const m = await this.guest(id).metrics().catch(guestError)
     const { connections, refused, bytes_in, bytes_out } = this.egress.stats(id)
@@ -248,30 +215,6 @@ export class LocalNode implements NodeClient {
       disk_used_mb: Math.round(m.disk_used_mb),
       disk_total_mb: Math.round(m.disk_total_mb),
     }
-  }
-
-  async logs(id: string, opts: { lines: number; cursor?: string }): Promise<GuestLogLine[]> {
-    const page = await this.guest(id).logs(opts).catch(guestError)
-    return page.lines
-  }
-
-  followLogs(
-    id: string,
-    opts: { cursor?: string },
-    onLine: (line: GuestLogLine) => void,
-    signal: AbortSignal,
-  ): Promise<void> {
-    return this.guest(id).followLogs(opts, onLine, signal)
-  }
-
-  async listeningPorts(id: string) {
-    const ports = await this.guest(id).listeningPorts().catch(guestError)
-    return ports.map((p) => ({
-      port: p.port,
-      address: p.address,
-      process: p.process ?? null,
-      pid: p.pid ?? null,
-    }))
   }
 
   async forwardPort(id: string, guestPort: number): Promise<{ host: string; port: number }> {
@@ -298,10 +241,6 @@ export class LocalNode implements NodeClient {
     this.tunnel.close()
     this.egress.close()
     for (const vm of await this.driver.listRunning()) this.driver.release(vm.id)
-  }
-
-  private guest(id: string): GuestChannel {
-    return this.links.get(id)
   }
 
   /**

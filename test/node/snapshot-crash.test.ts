@@ -11,18 +11,20 @@ const sha256 = (file: string) =>
 
 /** Waits until a `.partial` file shows up in `dir` (a copy is under way), then SIGKILLs. */
 async function killWhenCopying(server: ServerProcess, dir: string, request: Promise<unknown>) {
+  // Settled from the start: its rejection (the server dying) must not go unhandled meanwhile.
+  const outcome = request.then(
+    (r) => r,
+    (err: unknown) => err,
+  )
   const deadline = Date.now() + 120_000
   while (Date.now() < deadline) {
     const partial = fs.existsSync(dir) && fs.readdirSync(dir).some((f) => f.endsWith('.partial'))
     if (partial) {
       await server.kill9()
-      const outcome = await request.then(
-        (r) => r,
-        (err: unknown) => err,
-      )
+      const ended = await outcome
       assert.ok(
-        outcome instanceof Error,
-        `the request died with the server: ${JSON.stringify(outcome)}`,
+        ended instanceof Error,
+        `the request died with the server: ${JSON.stringify(ended)}`,
       )
       return
     }
