@@ -20,6 +20,8 @@ export interface GuestConfig {
   workspace?: { id: string; name: string; owner_id: string }
   env?: Record<string, string>
   authorized_keys?: string[]
+  /** The host's clock: after a resume the guest's wall clock is behind by the time it was paused. */
+  clock_unix_ms?: number
 }
 
 function parseConfig(raw: unknown): GuestConfig {
@@ -40,6 +42,11 @@ function parseConfig(raw: unknown): GuestConfig {
     }
   }
   if (raw.env !== undefined) c.env = parseEnv(raw.env)
+  if (raw.clock_unix_ms !== undefined) {
+    const ms = raw.clock_unix_ms
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) throw badRequest('bad clock')
+    c.clock_unix_ms = ms
+  }
   if (raw.authorized_keys !== undefined) {
     const keys = raw.authorized_keys
     if (!Array.isArray(keys) || keys.length > 1000) throw badRequest('bad authorized_keys')
@@ -170,9 +177,20 @@ async function applyKeys(o: AgentOptions, keys: string[]): Promise<void> {
   await writeAtomic(path.join(sshDir, 'authorized_keys'), body, 0o600, owner)
 }
 
+async function applyClock(unixMs: number, warnings: string[]): Promise<void> {
+  try {
+    // date(1) directly (no shell): clock_settime needs a native call Node does not offer.
+    await run('date', ['-u', '-s', `@${(unixMs / 1000).toFixed(3)}`], { timeout: 10_000 })
+  } catch (e) {
+    warnings.push(`set clock: ${(e as Error).message.split('\n')[0]}`)
+  }
+}
+
 export async function handleConfig(o: AgentOptions, ctx: Ctx): Promise<void> {
   const cfg = parseConfig(await readJson(ctx.stream))
   const warnings: string[] = []
+  // First: everything after it (logs, files written) should carry the right time.
+  if (cfg.clock_unix_ms !== undefined && o.system) await applyClock(cfg.clock_unix_ms, warnings)
   if (cfg.hostname !== undefined) await applyHostname(o, cfg.hostname, warnings)
   if (cfg.workspace) {
     await writeAtomic(

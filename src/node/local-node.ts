@@ -74,21 +74,20 @@ export class LocalNode extends GuestCalls implements NodeClient {
 
   async start(spec: WorkspaceSpec, signal: AbortSignal) {
     const ipAddress = await this.leases.acquire(spec.id)
-    let handle = this.driver.get(spec.id)
+    const launch = await this.launchSpec(spec, ipAddress)
+    let handle = this.driver.get(spec.id) ?? (await this.driver.adopt(spec.id, launch.dir))
+    // A QEMU left paused by a crash mid-resume (or mid-pause) would never boot: it goes, and the
+    // VM starts over from what is on disk (or from the memory state, if it is still there).
+    if (handle && !(await this.driver.vcpusRunning(spec.id))) {
+      this.forget(spec.id)
+      await this.driver.kill(spec.id)
+      handle = null
+    }
     let resumed = false
     if (!handle) {
-      const launch = await this.launchSpec(spec, ipAddress)
-      handle = (await this.driver.adopt(spec.id, launch.dir)) ?? undefined
-      // A QEMU left paused by a crash mid-resume (or mid-pause) starts over from what is on disk.
-      if (handle && !(await this.driver.vcpusRunning(spec.id))) {
-        await this.driver.kill(spec.id)
-        handle = undefined
-      }
-      if (!handle) {
-        const memory = this.memoryFile(spec.id)
-        resumed = await exists(memory)
-        handle = await this.driver.start(resumed ? { ...launch, resumeFrom: memory } : launch)
-      }
+      const memory = this.memoryFile(spec.id)
+      resumed = await exists(memory)
+      handle = await this.driver.start(resumed ? { ...launch, resumeFrom: memory } : launch)
     }
     this.watch(handle)
     this.policies.set(spec.id, spec.egress)
@@ -101,9 +100,9 @@ export class LocalNode extends GuestCalls implements NodeClient {
       workspace: { id: spec.id, name: spec.name, owner_id: spec.ownerId },
       env: spec.env,
       authorized_keys: spec.authorizedKeys,
+      // The guest's wall clock stood still while it was paused.
+      ...(resumed && { clock_unix_ms: Date.now() }),
     })
-    // The guest's wall clock stood still while it was paused.
-    if (resumed) await guest.run(`date -u -s @${(Date.now() / 1000).toFixed(3)}`, { user: 'root' })
     return { ipAddress, resumed }
   }
 
@@ -270,11 +269,10 @@ export class LocalNode extends GuestCalls implements NodeClient {
     void handle.exited.then(async (exit) => {
       if (this.driver.get(handle.id) && this.driver.get(handle.id) !== handle) return
       this.forget(handle.id)
-      // Paused: the address stays with the memory state that has it configured.
-      if (!(await exists(this.memoryFile(handle.id)))) {
-        await this.leases.release(handle.id).catch(() => undefined)
-      }
+      // An end the host asked for (stop, pause, destroy, a restart) settles the lease itself: a
+      // paused VM keeps its address, and a restarted one must not lose it to this late callback.
       if (exit.requested) return
+      await this.leases.release(handle.id).catch(() => undefined)
       const { reason, detail } = describeExit(exit)
       for (const l of this.exitListeners) l(handle.id, { reason, detail })
     })

@@ -137,9 +137,9 @@ export class Reconciler {
     try {
       if (this.o.node) await this.o.node.pause(row.id)
     } catch (err) {
-      // The guest was resumed where it stood: it keeps running and the pause is called off.
+      // The guest was resumed where it stood: it stays running, and the failure fields say why
+      // the pause was called off.
       this.o.log.warn({ err, workspace: row.id }, 'pause failed; the workspace keeps running')
-      // Status stays running; the failure fields say why the pause did not happen.
       await this.o.store.transition(row, {
         desired_state: 'running',
         failure_code: 'PAUSE_FAILED',

@@ -243,6 +243,9 @@ describe('guest channel (agent in dev mode)', { skip: !isRoot && 'needs root' },
       ch.configure({ authorized_keys: ['not a key'] }),
       (e: GuestError) => e.status === 400,
     )
+    await assert.rejects(ch.configure({ clock_unix_ms: -1 }), (e: GuestError) => e.status === 400)
+    // Outside a VM (not --system) the clock is left alone; the real VM test checks it is set.
+    assert.equal((await ch.configure({ clock_unix_ms: Date.now() })).applied, true)
   })
 
   test('logs answer with the documented shape', async () => {
