@@ -18,12 +18,8 @@ export const ConfigResultSchema = z.object({
 })
 export type ConfigResult = z.infer<typeof ConfigResultSchema>
 
-export interface GuestConfig {
-  hostname?: string
-  workspace?: { id: string; name: string; owner_id: string }
-  env?: Record<string, string>
-  authorized_keys?: string[]
-}
+/** What POST /v1/config takes: the agent's own definition, so the two cannot drift. */
+export type { GuestConfig } from '../../agent/config.ts'
 
 export const ExecStartedSchema = z.object({
   exec_id: str(64),

@@ -100,7 +100,12 @@ describe('snapshots, pause/resume and forks of real VMs', { timeout: 25 * 60_000
 
   it('checkpoints, changes and restores (the seed flow): later files go, deleted ones return', async () => {
     await exec(ws.id, 'echo kept > ~/keep.txt && sync')
+    // Stopped from paused: the memory state is discarded and the next start boots from disk.
+    await act(ws.id, 'pause', ['paused'])
+    const memory = path.join(dataDir, 'vms', ws.id, 'host', 'memory.state')
+    assert.ok(fs.statSync(memory).size > 10 * 1024 * 1024)
     await act(ws.id, 'stop', ['stopped'])
+    assert.equal(fs.existsSync(memory), false)
     // The unversioned path, as the seed's Python calls it: the object itself, with its id.
     const created = await api('POST', `/api/workspaces/${ws.id}/snapshots`, { name: 'checkpoint' })
     assert.equal(created.status, 201, created.body)
@@ -179,7 +184,16 @@ describe('snapshots, pause/resume and forks of real VMs', { timeout: 25 * 60_000
     assert.equal((await exec(ws.id, 'cat ~/keep.txt')).stdout, 'kept\n')
   })
 
-  it('deletes a workspace with its snapshots', async () => {
+  it('limits snapshots per workspace (pro: 10) and deletes a workspace with its snapshots', async () => {
+    await act(ws.id, 'stop', ['stopped'])
+    for (let i = (await api('GET', '/api/v1/snapshots')).json.snapshots.length; i < 10; i++) {
+      const res = await api('POST', `/api/v1/workspaces/${ws.id}/snapshots`, { name: `n${i}` })
+      assert.equal(res.status, 201, res.body)
+    }
+    const over = await api('POST', `/api/v1/workspaces/${ws.id}/snapshots`, { name: 'one-more' })
+    assert.equal(over.status, 402)
+    assert.match(over.json.error.message, /max_snapshots_per_workspace/)
+    assert.equal(fs.readdirSync(path.join(dataDir, 'snapshots', ws.id)).length, 10)
     assert.equal((await api('DELETE', `/api/v1/workspaces/${ws.id}`)).status, 200)
     await t.app.rigbox.reconciler.idle()
     assert.equal((await api('GET', `/api/v1/workspaces/${ws.id}`)).status, 404)
