@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { tempDir } from '../helpers/app.ts'
 import { runSeedPython, seedPython } from '../helpers/seeds.ts'
@@ -43,6 +45,12 @@ describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => 
       const { vm } = (await server.api('GET', `/api/v1/workspaces/${id}`)).json
       assert.notEqual(vm.status, 'failed', `${vm.failure_code}: ${vm.failure_reason}`)
       await new Promise((r) => setTimeout(r, 200))
+    }
+    // …and recorded by the driver (run.json, written once QMP answers): a QEMU killed before
+    // that cannot be told from a stranger's, so the next server would kill it and boot anew.
+    const runState = path.join(server.dataDir, 'vms', id, 'host', 'run.json')
+    while (!fs.existsSync(runState) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10))
     }
     const pids = qemuPidsFor(id)
     assert.equal(pids.length, 1, 'one QEMU for the workspace')
