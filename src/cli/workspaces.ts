@@ -1,5 +1,7 @@
+import type { Command } from 'commander'
 import { unwrap, type RigboxClient, type Vm } from '../client/index.ts'
-import { CliError, progress, table } from './context.ts'
+import { action } from './action.ts'
+import { apiClient, CliError, print, progress, table } from './context.ts'
 
 /** A workspace by id (`ws-…`) or by name. */
 export async function resolveWorkspace(api: RigboxClient, ref: string): Promise<Vm> {
@@ -60,4 +62,33 @@ export async function waitFor(
     if (Date.now() > deadline) throw new CliError(`timed out waiting for ${id} to be ${targets}`)
     await new Promise((r) => setTimeout(r, 1000))
   }
+}
+
+type LifecycleVerb = 'start' | 'stop' | 'pause' | 'resume'
+
+/**
+ * `rig workspace <verb> <ws>`: one lifecycle request, then (unless `--no-wait`) progress until the
+ * workspace reaches `until`.
+ */
+export function lifecycleCommand(o: {
+  verb: LifecycleVerb
+  until: string
+  doing: string
+  description: string
+}) {
+  return (parent: Command) =>
+    parent
+      .command(`${o.verb} <workspace>`)
+      .description(o.description)
+      .option('--no-wait', `return as soon as the ${o.verb} is accepted`)
+      .action(
+        action(async (cmd, ref: string, opts: { wait: boolean }) => {
+          const api = apiClient()
+          const { id, name } = await resolveWorkspace(api, ref)
+          const path = `/api/v1/workspaces/{id}/${o.verb}` as '/api/v1/workspaces/{id}/start'
+          let vm = unwrap(await api.POST(path, { params: { path: { id } } })).vm
+          if (opts.wait) vm = await waitFor(api, id, [o.until], `${o.doing} ${name}`)
+          print(cmd, vm, () => workspaceTable([vm]))
+        }),
+      )
 }

@@ -1,22 +1,8 @@
-import type { Command } from 'commander'
-import { unwrap } from '../../../client/index.ts'
-import { action } from '../../action.ts'
-import { apiClient, print } from '../../context.ts'
-import { resolveWorkspace, waitFor, workspaceTable } from '../../workspaces.ts'
+import { lifecycleCommand } from '../../workspaces.ts'
 
-export default (parent: Command) =>
-  parent
-    .command('stop <workspace>')
-    .description('shut a workspace down (its disk is kept) and wait until stopped')
-    .option('--no-wait', 'return as soon as the stop is accepted')
-    .action(
-      action(async (cmd, ref: string, opts: { wait: boolean }) => {
-        const api = apiClient()
-        const { id, name } = await resolveWorkspace(api, ref)
-        let vm = unwrap(
-          await api.POST('/api/v1/workspaces/{id}/stop', { params: { path: { id } } }),
-        ).vm
-        if (opts.wait) vm = await waitFor(api, id, ['stopped'], `stopping ${name}`)
-        print(cmd, vm, () => workspaceTable([vm]))
-      }),
-    )
+export default lifecycleCommand({
+  verb: 'stop',
+  until: 'stopped',
+  doing: 'stopping',
+  description: 'shut a workspace down (its disk is kept) and wait until stopped',
+})
