@@ -9,16 +9,13 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { buildApp } from '../src/app.ts'
-import { loadConfig } from '../src/config/config.ts'
 import { GuestChannel } from '../src/guest/index.ts'
 import { bareQemuArgs } from '../src/images/bare-boot.ts'
 import { findImage } from '../src/images/build.ts'
-import { createLocalNode } from '../src/node/local-node.ts'
+import { imageDir, realApp } from './real-app.ts'
 
 const rounds = Number(process.argv[2] ?? 2)
 const MEM_MB = 512
-const imageDir = process.env.RIGBOX_IMAGE_DIR ?? path.join(os.homedir(), '.rigbox', 'images')
 const image = await findImage('base', imageDir)
 if (!image) throw new Error(`no base image in ${imageDir}: run rig image build base`)
 
@@ -89,19 +86,7 @@ async function bareBoot() {
 }
 
 async function apiBoot() {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rigbox-bench-api-'))
-  const config = loadConfig({
-    RIGBOX_DATA_DIR: dataDir,
-    RIGBOX_IMAGE_DIR: imageDir,
-    RIGBOX_LOG_LEVEL: 'warn',
-    // Polling every 50 ms would spend the workspace-class rate limit; the bench measures boots.
-    RIGBOX_RATE_LIMIT_WORKSPACES: '1000000',
-  })
-  const node = await createLocalNode(config)
-  const app = await buildApp({ config, node, logger: false })
-  const key = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
-  const call = async (method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) =>
-    (await app.inject({ method, url, payload, headers: { authorization: `Bearer ${key}` } })).json()
+  const { app, call, close } = await realApp('rigbox-bench-api-')
   try {
     const started = performance.now()
     const { vm } = await call('POST', '/api/v1/workspaces', { name: 'bench', ram_mb: MEM_MB })
@@ -126,9 +111,7 @@ async function apiBoot() {
     await app.rigbox.reconciler.idle()
     return { seconds, memory }
   } finally {
-    await app.close()
-    await node.close()
-    fs.rmSync(dataDir, { recursive: true, force: true })
+    await close()
   }
 }
 

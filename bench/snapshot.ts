@@ -4,35 +4,11 @@
  * the same workspace, in one run. `npm run bench:snapshot [rounds]` (needs the base image).
  */
 import fs from 'node:fs'
-import os from 'node:os'
 import path from 'node:path'
-import { buildApp } from '../src/app.ts'
-import { loadConfig } from '../src/config/config.ts'
-import { createLocalNode } from '../src/node/local-node.ts'
+import { realApp } from './real-app.ts'
 
 const rounds = Number(process.argv[2] ?? 3)
-const imageDir = process.env.RIGBOX_IMAGE_DIR ?? path.join(os.homedir(), '.rigbox', 'images')
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rigbox-bench-snap-'))
-const config = loadConfig({
-  RIGBOX_DATA_DIR: dataDir,
-  RIGBOX_IMAGE_DIR: imageDir,
-  RIGBOX_LOG_LEVEL: 'warn',
-  RIGBOX_RATE_LIMIT_WORKSPACES: '1000000',
-})
-const node = await createLocalNode(config)
-const app = await buildApp({ config, node, logger: false })
-const key = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
-
-async function call(method: 'GET' | 'POST' | 'DELETE', url: string, payload?: object) {
-  const res = await app.inject({
-    method,
-    url,
-    payload,
-    headers: { authorization: `Bearer ${key}` },
-  })
-  if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
+const { app, dataDir, call, close } = await realApp('rigbox-bench-snap-')
 
 async function until(id: string, status: string) {
   for (;;) {
@@ -112,7 +88,5 @@ try {
   await call('DELETE', `/api/v1/workspaces/${id}`)
   await app.rigbox.reconciler.idle()
 } finally {
-  await app.close()
-  await node.close()
-  fs.rmSync(dataDir, { recursive: true, force: true })
+  await close()
 }

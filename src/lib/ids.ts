@@ -17,6 +17,8 @@ export function randomString(alphabet: string, length: number): string {
 
 export const newId = (prefix: string, length = 8) =>
   `${prefix}-${randomString(LOWER_ALNUM, length)}`
+/** A short lowercase suffix for generated names (`<template>-x7k2p`). */
+export const nameSuffix = (length = 5) => randomString(LOWER_ALNUM, length)
 export const newBase62 = (length: number) => randomString(BASE62, length)
 
 export const nowIso = () => new Date().toISOString()

@@ -74,8 +74,8 @@ export class LocalNode extends GuestCalls implements NodeClient {
 
   async start(spec: WorkspaceSpec, signal: AbortSignal) {
     const ipAddress = await this.leases.acquire(spec.id)
-    const launch = await this.launchSpec(spec, ipAddress)
-    let handle = this.driver.get(spec.id) ?? (await this.driver.adopt(spec.id, launch.dir))
+    let handle =
+      this.driver.get(spec.id) ?? (await this.driver.adopt(spec.id, this.driver.dirFor(spec.id)))
     // A QEMU left paused by a crash mid-resume (or mid-pause) would never boot: it goes, and the
     // VM starts over from what is on disk (or from the memory state, if it is still there).
     if (handle && !(await this.driver.vcpusRunning(spec.id))) {
@@ -87,6 +87,7 @@ export class LocalNode extends GuestCalls implements NodeClient {
     if (!handle) {
       const memory = this.memoryFile(spec.id)
       resumed = await exists(memory)
+      const launch = await this.launchSpec(spec, ipAddress)
       handle = await this.driver.start(resumed ? { ...launch, resumeFrom: memory } : launch)
     }
     this.watch(handle)
@@ -134,7 +135,8 @@ export class LocalNode extends GuestCalls implements NodeClient {
   }
 
   async restoreDisk(spec: WorkspaceSpec, from: SnapshotRef): Promise<void> {
-    await this.provision(spec) // the VM's directory and jail uid, for a fork's new workspace
+    // A fork's new workspace has no directory yet: provisioning makes it, with its jail uid.
+    if (!(await exists(this.diskOf(spec.id)))) await this.provision(spec)
     await this.snapshots.restore(from, await this.stoppedDisk(spec))
     await fs.rm(this.memoryFile(spec.id), { force: true })
     await this.provision(spec) // back to the workspace's size and owned by its jail uid
@@ -283,11 +285,15 @@ export class LocalNode extends GuestCalls implements NodeClient {
     return path.join(hostDir(this.driver.dirFor(id)), 'memory.state')
   }
 
+  private diskOf(id: string): string {
+    return path.join(this.driver.dirFor(id), 'disk.qcow2')
+  }
+
   private async stoppedDisk(spec: WorkspaceSpec): Promise<string> {
     if (this.driver.get(spec.id) || (await this.isRunning(spec.id))) {
       throw new ApiError('INVALID_STATE', `workspace ${spec.id} is running; stop it first`)
     }
-    const disk = path.join(this.driver.dirFor(spec.id), 'disk.qcow2')
+    const disk = this.diskOf(spec.id)
     if (!(await exists(disk))) {
       throw new ApiError('INVALID_STATE', `workspace ${spec.id} has no disk yet: start it once`)
     }

@@ -26,8 +26,7 @@ export async function startPlatform(
   opts: { logger?: boolean | { level: string } } = {},
 ): Promise<Platform> {
   const app = await buildApp({ config, node, logger: opts.logger })
-  const { store, auth, workspaces, apps } = app.rigbox
-  const bridge = await createBridge({ store, auth, workspaces, apps })
+  const bridge = await createBridge(app.rigbox)
   node?.setBridge((conn, id) => bridge.handle(conn, id))
   // Disk work cut short by a crash is settled first: the reconciler must not start a half fork.
   await app.rigbox.snapshots.recover()

@@ -1,8 +1,7 @@
 import type { Logger } from 'pino'
 import type { User } from '../auth/store.ts'
-import type { DiskOp } from '../db/schema.ts'
 import { ApiError } from '../http/errors.ts'
-import { newId, nowIso, randomString } from '../lib/ids.ts'
+import { nameSuffix, newId, nowIso } from '../lib/ids.ts'
 import { exceed, limitsFor } from '../limits/service.ts'
 import type { NodeClient, SnapshotRef, WorkspaceSpec } from '../node/types.ts'
 import { checkDiskIdle, type WorkspaceService } from '../workspaces/service.ts'
@@ -54,9 +53,7 @@ export class SnapshotService {
   async create(user: User, workspaceId: string, name?: string | null): Promise<SnapshotRow> {
     const node = this.node()
     const ws = await this.d.workspaces.get(user, workspaceId)
-    atRest(ws, 'snapshot')
-    const busy = await this.claim(ws, 'snapshot')
-    try {
+    return this.withDisk(ws, 'snapshot', async (busy) => {
       const existing = await this.d.snapshots.listAll(ws.id)
       const limit = limitsFor(user).max_snapshots_per_workspace
       if (existing.length >= limit) {
@@ -82,9 +79,7 @@ export class SnapshotService {
         await this.d.snapshots.remove(row.id)
         throw err
       }
-    } finally {
-      await this.release(ws.id)
-    }
+    })
   }
 
   /** Replaces a stopped workspace's disk with the snapshot's. */
@@ -92,13 +87,9 @@ export class SnapshotService {
     const node = this.node()
     const snap = await this.get(user, id, workspaceId)
     const ws = await this.d.workspaces.get(user, snap.workspace_id)
-    atRest(ws, 'restore')
-    const busy = await this.claim(ws, 'restore')
-    try {
-      await node.restoreDisk(await this.d.specOf(busy), refOf(snap))
-    } finally {
-      await this.release(ws.id)
-    }
+    await this.withDisk(ws, 'restore', async (busy) =>
+      node.restoreDisk(await this.d.specOf(busy), refOf(snap)),
+    )
     return snap
   }
 
@@ -114,11 +105,10 @@ export class SnapshotService {
     const node = this.node()
     const snap = await this.get(user, id)
     const source = await this.d.workspaces.get(user, snap.workspace_id)
-    const suffix = randomString('abcdefghijklmnopqrstuvwxyz0123456789', 5)
     const created = await this.d.workspaces.create(
       user,
       {
-        name: name ?? `${source.name.slice(0, 50)}-fork-${suffix}`,
+        name: name ?? `${source.name.slice(0, 50)}-fork-${nameSuffix()}`,
         image: source.image,
         ram_mb: source.ram_mb,
         vcpu_count: source.vcpu_count,
@@ -146,11 +136,12 @@ export class SnapshotService {
   async recover(): Promise<void> {
     const node = this.d.node
     if (!node) return
+    const keep: SnapshotRef[] = []
     for (const snap of await this.d.snapshots.listAll()) {
       if (snap.state === 'creating') await this.d.snapshots.remove(snap.id)
+      else if (snap.node_id === node.id) keep.push(refOf(snap))
     }
-    const keep = (await this.d.snapshots.listAll()).filter((s) => s.node_id === node.id)
-    const swept = await node.sweepSnapshots(keep.map(refOf))
+    const swept = await node.sweepSnapshots(keep)
     for (const ws of await this.d.store.listAll()) {
       if (ws.disk_op === 'fork') await this.discardFork(ws.id)
       else if (ws.disk_op) await this.release(ws.id)
@@ -163,10 +154,23 @@ export class SnapshotService {
     return this.d.node
   }
 
-  /** Marks the workspace busy; fenced, so a start or a second snapshot in between loses. */
-  private async claim(ws: WorkspaceRow, op: DiskOp): Promise<WorkspaceRow> {
+  /**
+   * Runs `work` on a workspace's disk at rest, marked busy for the time: the mark is a fenced
+   * transition, so a start or a second snapshot in between loses.
+   */
+  private async withDisk<T>(
+    ws: WorkspaceRow,
+    op: 'snapshot' | 'restore',
+    work: (busy: WorkspaceRow) => Promise<T>,
+  ): Promise<T> {
+    atRest(ws, op)
     checkDiskIdle(ws)
-    return this.d.store.transition(ws, { disk_op: op })
+    const busy = await this.d.store.transition(ws, { disk_op: op })
+    try {
+      return await work(busy)
+    } finally {
+      await this.release(ws.id)
+    }
   }
 
   private async release(id: string): Promise<WorkspaceRow> {

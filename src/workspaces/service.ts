@@ -1,6 +1,6 @@
 import type { User } from '../auth/store.ts'
 import { ApiError, notFound } from '../http/errors.ts'
-import { newId, nowIso, randomString } from '../lib/ids.ts'
+import { nameSuffix, newId, nowIso } from '../lib/ids.ts'
 import { checkAllocation, checkStart, limitsFor, type Size } from '../limits/service.ts'
 import type { DiskOp } from '../db/schema.ts'
 import type { NodeClient } from '../node/types.ts'
@@ -133,8 +133,7 @@ export class WorkspaceService {
       user,
       {
         ...input,
-        name:
-          input.name ?? `${template.id}-${randomString('abcdefghijklmnopqrstuvwxyz0123456789', 5)}`,
+        name: input.name ?? `${template.id}-${nameSuffix()}`,
         image: template.image,
         ram_mb: floor(input.ram_mb, template.ram_mb),
         vcpu_count: floor(input.vcpu_count, template.vcpu_count),

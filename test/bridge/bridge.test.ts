@@ -28,13 +28,7 @@ describe('VM bridge /rig/v1', () => {
   let b: { id: string; name: string }
   before(async () => {
     t = await makeApp({ node: new FakeNode() })
-    const r = t.app.rigbox
-    bridge = await createBridge({
-      store: r.store,
-      auth: r.auth,
-      workspaces: r.workspaces,
-      apps: r.apps,
-    })
+    bridge = await createBridge(t.app.rigbox)
     key = (await makeUser(t, 'bridge@example.com', 'pro')).key
     a = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name: 'vm-a' })).json.vm
     b = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name: 'vm-b' })).json.vm

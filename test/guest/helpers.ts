@@ -69,12 +69,13 @@ export async function startAgent(
   }
 }
 
-export function spawnAgent(
+/** `node` arguments that run the agent against dev ports in `ports`, rooted at `root`. */
+export function agentArgs(
   ports: string,
   root: string,
   home: string,
   watchdogMs?: number,
-): ChildProcess {
+): string[] {
   const args = [
     '--import',
     'tsx',
@@ -91,6 +92,16 @@ export function spawnAgent(
     path.join(repoRoot, 'agent/pty-helper.py'),
   ]
   if (watchdogMs) args.push('--watchdog-ms', String(watchdogMs))
+  return args
+}
+
+export function spawnAgent(
+  ports: string,
+  root: string,
+  home: string,
+  watchdogMs?: number,
+): ChildProcess {
+  const args = agentArgs(ports, root, home, watchdogMs)
   return spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 

@@ -9,7 +9,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { startRelay, type HostLossMode, type Relay } from '../../agent/devrelay.ts'
-import { DEV_USER, killAndWait, repoRoot, waitFor } from '../guest/helpers.ts'
+import { agentArgs, killAndWait, repoRoot, waitFor } from '../guest/helpers.ts'
 
 export interface TunnelAgent {
   dir: string
@@ -44,24 +44,13 @@ export async function startTunnelAgent(o: TunnelAgentOptions = {}): Promise<Tunn
   const relay = await startRelay(ports, ['agent', 'bulk', 'tunnel'], { mode: o.mode ?? 'eof' })
   const [bridgePort, egressPort] = o.ports ?? [await freePort(), await freePort()]
   const args = [
-    '--import',
-    'tsx',
-    path.join(repoRoot, 'agent/main.ts'),
-    '--port-dir',
-    ports,
-    '--root',
-    root,
-    '--developer-user',
-    DEV_USER,
-    '--developer-home',
-    dir,
+    ...agentArgs(ports, root, dir, o.watchdogMs),
     '--tunnel-listen',
     o.listen ?? '127.0.0.1',
     '--tunnel-ports',
     `${bridgePort},${egressPort}`,
   ]
   if (o.holdMs !== undefined) args.push('--tunnel-hold-ms', String(o.holdMs))
-  if (o.watchdogMs) args.push('--watchdog-ms', String(o.watchdogMs))
   // The guest runs Node 22: RIGBOX_GUEST_NODE=/path/to/node22 runs the agent under it.
   const node = process.env.RIGBOX_GUEST_NODE || process.execPath
   const [cmd, argv] = o.netns ? ['ip', ['netns', 'exec', o.netns, node, ...args]] : [node, args]

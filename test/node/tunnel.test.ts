@@ -59,13 +59,7 @@ describe('outbound tunnel: agent ↔ TunnelHost', () => {
 
   before(async () => {
     t = await makeApp({ node: new FakeNode() })
-    const r = t.app.rigbox
-    bridge = await createBridge({
-      store: r.store,
-      auth: r.auth,
-      workspaces: r.workspaces,
-      apps: r.apps,
-    })
+    bridge = await createBridge(t.app.rigbox)
     const key = (await makeUser(t, 'tunnel@example.com', 'pro')).key
     a = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name: 'vm-a' })).json.vm
     b = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name: 'vm-b' })).json.vm
