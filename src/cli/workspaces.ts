@@ -66,6 +66,23 @@ export async function waitFor(
 
 type LifecycleVerb = 'start' | 'stop' | 'pause' | 'resume'
 
+function lifecycle(api: RigboxClient, id: string, verb: LifecycleVerb): Promise<Vm> {
+  const path = `/api/v1/workspaces/{id}/${verb}` as '/api/v1/workspaces/{id}/start'
+  return api.POST(path, { params: { path: { id } } }).then((r) => unwrap(r).vm)
+}
+
+/** A lifecycle request, then progress (labelled from the answer) until the workspace is `until`. */
+export async function lifecycleAndWait(
+  api: RigboxClient,
+  id: string,
+  verb: LifecycleVerb,
+  until: string,
+  label: (vm: Vm) => string,
+): Promise<Vm> {
+  const vm = await lifecycle(api, id, verb)
+  return waitFor(api, id, [until], label(vm))
+}
+
 /**
  * `rig workspace <verb> <ws>`: one lifecycle request, then (unless `--no-wait`) progress until the
  * workspace reaches `until`.
@@ -85,8 +102,7 @@ export function lifecycleCommand(o: {
         action(async (cmd, ref: string, opts: { wait: boolean }) => {
           const api = apiClient()
           const { id, name } = await resolveWorkspace(api, ref)
-          const path = `/api/v1/workspaces/{id}/${o.verb}` as '/api/v1/workspaces/{id}/start'
-          let vm = unwrap(await api.POST(path, { params: { path: { id } } })).vm
+          let vm = await lifecycle(api, id, o.verb)
           if (opts.wait) vm = await waitFor(api, id, [o.until], `${o.doing} ${name}`)
           print(cmd, vm, () => workspaceTable([vm]))
         }),

@@ -1,5 +1,6 @@
-import { open, readdir, rename, rm, mkdir, stat } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
+import { commitPartial, PARTIAL } from '../lib/durable.ts'
 import { run } from '../vm/proc.ts'
 
 /**
@@ -17,8 +18,6 @@ export interface SnapshotRef {
   workspaceId: string
   snapshotId: string
 }
-
-const PARTIAL = '.partial'
 
 export class DiskSnapshots {
   readonly root: string
@@ -86,18 +85,11 @@ export async function copyDurably(from: string, to: string): Promise<void> {
   await rm(partial, { force: true })
   try {
     await run('cp', ['--sparse=always', '--reflink=auto', from, partial], 30 * 60_000)
-    await fsyncPath(partial, 'r+')
-    await rename(partial, to)
-    await fsyncPath(path.dirname(to), 'r')
+    await commitPartial(to)
   } catch (err) {
     await rm(partial, { force: true })
     throw err
   }
-}
-
-async function fsyncPath(p: string, flags: 'r' | 'r+'): Promise<void> {
-  const fh = await open(p, flags)
-  await fh.sync().finally(() => fh.close())
 }
 
 /** Removes `*.partial` files directly in `dir` (an interrupted restore or memory save). */

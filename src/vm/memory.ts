@@ -1,8 +1,9 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { chown, open, rename, rm, stat } from 'node:fs/promises'
+import { chown, rm, stat } from 'node:fs/promises'
 import net from 'node:net'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import { commitPartial, PARTIAL } from '../lib/durable.ts'
 import { JAIL_VM_DIR } from './jail.ts'
 import { sleep } from './proc.ts'
 import type { QmpClient } from './qmp.ts'
@@ -19,7 +20,6 @@ import type { QmpClient } from './qmp.ts'
 interface MigrateInfo {
   status?: string
   'error-desc'?: string
-  ram?: { transferred?: number }
 }
 
 const SAVE_SOCKET = 'migrate-out.sock'
@@ -53,7 +53,7 @@ export async function saveMemory(
   timeoutMs = 300_000,
 ): Promise<{ bytes: number }> {
   const hostSocket = path.join(vmDir, SAVE_SOCKET)
-  const partial = `${file}.partial`
+  const partial = file + PARTIAL
   await rm(hostSocket, { force: true })
   const server = net.createServer()
   let received: Promise<void> | null = null
@@ -77,9 +77,7 @@ export async function saveMemory(
     await untilMigrated(qmp, timeoutMs)
     if (!received) throw new Error('QEMU reported the migration complete but never connected')
     await received
-    const fh = await open(partial, 'r+')
-    await fh.sync().finally(() => fh.close())
-    await rename(partial, file)
+    await commitPartial(file)
     return { bytes: (await stat(file)).size }
   } catch (err) {
     await rm(partial, { force: true })

@@ -3,7 +3,7 @@ import { unwrap } from '../../../client/index.ts'
 import { action } from '../../action.ts'
 import { apiClient, print, withProgress } from '../../context.ts'
 import { snapshotTable } from '../../snapshots.ts'
-import { resolveWorkspace, waitFor } from '../../workspaces.ts'
+import { lifecycleAndWait, resolveWorkspace, waitFor } from '../../workspaces.ts'
 
 /** Statuses `--stop` stops from; `stopping` is only waited for. */
 const STOPPABLE = ['running', 'starting', 'provisioning', 'paused']
@@ -19,9 +19,8 @@ export default (parent: Command) =>
         const api = apiClient()
         const { id, name, status } = await resolveWorkspace(api, ref)
         if (opts.stop && STOPPABLE.includes(status)) {
-          unwrap(await api.POST('/api/v1/workspaces/{id}/stop', { params: { path: { id } } }))
-        }
-        if (opts.stop && (STOPPABLE.includes(status) || status === 'stopping')) {
+          await lifecycleAndWait(api, id, 'stop', 'stopped', () => `stopping ${name}`)
+        } else if (opts.stop && status === 'stopping') {
           await waitFor(api, id, ['stopped'], `stopping ${name}`)
         }
         const { snapshot } = await withProgress(`snapshotting ${name}`, 'copying disk', async () =>

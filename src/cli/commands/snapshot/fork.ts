@@ -3,7 +3,7 @@ import { unwrap } from '../../../client/index.ts'
 import { action } from '../../action.ts'
 import { apiClient, print, withProgress } from '../../context.ts'
 import { resolveSnapshot } from '../../snapshots.ts'
-import { waitFor, workspaceTable } from '../../workspaces.ts'
+import { lifecycleAndWait, workspaceTable } from '../../workspaces.ts'
 
 export default (parent: Command) =>
   parent
@@ -27,9 +27,7 @@ export default (parent: Command) =>
           )
           process.stderr.write(`created ${vm.name} (${vm.id}) from ${snap.name} (${snap.id})\n`)
           if (opts.start) {
-            const { id } = vm
-            unwrap(await api.POST('/api/v1/workspaces/{id}/start', { params: { path: { id } } }))
-            vm = await waitFor(api, id, ['running'], `booting ${vm.name}`)
+            vm = await lifecycleAndWait(api, vm.id, 'start', 'running', (v) => `booting ${v.name}`)
           }
           print(cmd, vm, () => workspaceTable([vm]))
         },

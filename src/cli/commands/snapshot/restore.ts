@@ -3,7 +3,7 @@ import { unwrap } from '../../../client/index.ts'
 import { action } from '../../action.ts'
 import { apiClient, print } from '../../context.ts'
 import { resolveSnapshot } from '../../snapshots.ts'
-import { waitFor, workspaceTable } from '../../workspaces.ts'
+import { lifecycleAndWait, workspaceTable } from '../../workspaces.ts'
 
 export default (parent: Command) =>
   parent
@@ -22,14 +22,11 @@ export default (parent: Command) =>
         )
         if (!opts.start) return print(cmd, res, () => res.message)
         const id = res.workspace_id
-        const { name } = unwrap(
-          await api.POST('/api/v1/workspaces/{id}/start', { params: { path: { id } } }),
-        ).vm
-        const vm = await waitFor(api, id, ['running'], `starting ${name}`)
+        const vm = await lifecycleAndWait(api, id, 'start', 'running', (v) => `starting ${v.name}`)
         print(
           cmd,
           { ...res, vm },
-          () => `restored ${snap.name} (${snap.id}) into ${name}\n${workspaceTable([vm])}`,
+          () => `restored ${snap.name} (${snap.id}) into ${vm.name}\n${workspaceTable([vm])}`,
         )
       }),
     )
