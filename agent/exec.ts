@@ -5,7 +5,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import type { AgentOptions } from './options.ts'
 import {
-  ENV_KEY_RE,
+  commandProblem,
+  envProblem,
   FRAME_EXIT,
   FRAME_STARTED,
   FRAME_STDERR,
@@ -16,15 +17,23 @@ import {
 import {
   badRequest,
   HttpError,
-  headerJson,
   isObject,
   optInt,
   readJson,
+  readSpec,
   reqString,
   sendJson,
   type Ctx,
 } from './router.ts'
-import { asUser, baseEnv, resolveApiUser, shQuote, type Account } from './users.ts'
+import {
+  asUser,
+  baseEnv,
+  findTool,
+  loginShellArgv,
+  resolveApiUser,
+  shQuote,
+  type Account,
+} from './users.ts'
 
 interface Running {
   pid: number
@@ -44,31 +53,23 @@ interface ParsedSpec {
   detached: boolean
 }
 
+/** The request's env, checked with the limits the API and the host client apply too. */
 export function parseEnv(v: unknown): Record<string, string> {
-  if (v === undefined || v === null) return {}
-  if (!isObject(v)) throw badRequest('env must be an object')
-  const out: Record<string, string> = {}
-  const keys = Object.keys(v)
-  if (keys.length > 1000) throw badRequest('too many env entries')
-  for (const k of keys) {
-    const val = v[k]
-    if (!ENV_KEY_RE.test(k)) throw badRequest(`bad env key ${JSON.stringify(k)}`)
-    if (typeof val !== 'string' || val.includes('\0') || val.length > 128 * 1024) {
-      throw badRequest(`bad env value for ${k}`)
-    }
-    out[k] = val
-  }
-  return out
+  const problem = envProblem(v)
+  if (problem) throw badRequest(problem)
+  return (v ?? {}) as Record<string, string>
 }
 
 function parseSpec(o: AgentOptions, raw: unknown): ParsedSpec {
   if (!isObject(raw)) throw badRequest('exec spec must be an object')
   if (raw.tty !== undefined && raw.tty !== false) throw badRequest('tty exec: use /v1/pty')
+  const problem = commandProblem(raw.command)
+  if (problem) throw badRequest(problem)
   const acct = resolveApiUser(o, raw.user)
   const cwd = raw.cwd === undefined ? acct.home : reqString(raw, 'cwd')
   if (!cwd.startsWith('/')) throw badRequest('cwd must be absolute')
   return {
-    command: reqString(raw, 'command', 256 * 1024),
+    command: raw.command as string,
     acct,
     cwd,
     env: parseEnv(raw.env),
@@ -78,17 +79,18 @@ function parseSpec(o: AgentOptions, raw: unknown): ParsedSpec {
 }
 
 export async function handleExec(o: AgentOptions, ctx: Ctx): Promise<void> {
-  const spec = parseSpec(o, headerJson(ctx.headers, 'x-exec-spec'))
+  const spec = parseSpec(o, await readSpec(ctx.stream))
   const st = await fs.promises.stat(spec.cwd).catch(() => null)
   if (!st?.isDirectory()) throw new HttpError(400, 'BAD_CWD', `cwd ${spec.cwd} is not a directory`)
   // The login shell reads /etc/profile (which exports the workspace env); the request's own env
-  // is exported after it so that it wins.
+  // is exported after it so that it wins. It is not in the spawn environment: the agent finds
+  // its own programs whatever the request's PATH says.
   const exports = Object.entries(spec.env).map(([k, v]) => `export ${k}=${shQuote(v)}\n`)
   const script = exports.join('') + spec.command
-  const argv = [...asUser(spec.acct), 'bash', '-lc', script]
+  const argv = [...asUser(spec.acct), ...loginShellArgv(findTool('bash'), script)]
   const child = spawn(argv[0], argv.slice(1), {
     cwd: spec.cwd,
-    env: baseEnv(spec.acct, spec.env),
+    env: baseEnv(spec.acct),
     stdio: ['pipe', 'pipe', 'pipe'],
     detached: true, // own process group: timeout and signals reach the whole tree
   })

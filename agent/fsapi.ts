@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { AgentOptions } from './options.ts'
+import { DEFAULT_READ_MAX } from './protocol.ts'
 import {
   badRequest,
   HttpError,
@@ -51,20 +52,47 @@ function parseMode(v: string | null): number | undefined {
   return parseInt(v, 8)
 }
 
+/**
+ * Below this size a file is read whole before answering: procfs files say 0 bytes and sysfs ones
+ * 4096 whatever they hold, so only what a read returns tells their length.
+ */
+const READ_WHOLE_BELOW = 1 << 20
+
+function parseMax(v: string | null): number {
+  if (v === null || v === '') return DEFAULT_READ_MAX
+  if (!/^\d{1,15}$/.test(v)) throw badRequest('max must be a byte count')
+  return Number(v)
+}
+
 export async function handleRead(ctx: Ctx): Promise<void> {
   const p = absPath(ctx.query.get('path'))
-  const fh = await fs.promises.open(p, 'r')
+  const max = parseMax(ctx.query.get('max'))
+  // Checked before opening: opening a FIFO would wait for a writer, a device may act on open.
+  checkReadable(p, await fs.promises.stat(p), max)
+  const fh = await fs.promises.open(p, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
   try {
     const st = await fh.stat()
-    if (st.isDirectory()) throw new HttpError(400, 'IS_A_DIRECTORY', `${p} is a directory`)
-    if (!st.isFile()) throw new HttpError(400, 'NOT_A_FILE', `${p} is not a regular file`)
+    checkReadable(p, st, max)
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, '0')
+    if (st.size < READ_WHOLE_BELOW) {
+      const data = await readUpTo(fh, max + 1)
+      if (data.length > max) throw tooLarge(p, max)
+      ctx.stream.respond({
+        ':status': 200,
+        'content-type': 'application/octet-stream',
+        'content-length': data.length,
+        'x-file-mode': mode,
+      })
+      ctx.stream.end(data)
+      return
+    }
     ctx.stream.respond({
       ':status': 200,
       'content-type': 'application/octet-stream',
       'content-length': st.size,
-      'x-file-mode': (st.mode & 0o7777).toString(8).padStart(4, '0'),
+      'x-file-mode': mode,
     })
-    await sendFile(fh, ctx.stream)
+    await sendFile(fh, ctx.stream, st.size)
   } catch (e) {
     if (ctx.stream.headersSent) {
       if (!ctx.stream.destroyed) ctx.stream.destroy()
@@ -76,14 +104,49 @@ export async function handleRead(ctx: Ctx): Promise<void> {
   }
 }
 
-/** Copies a file to the stream with backpressure; stops when the stream dies (session reset). */
-async function sendFile(fh: fs.promises.FileHandle, stream: Ctx['stream']): Promise<void> {
-  const closed = new Promise<void>((resolve) => stream.once('close', resolve))
-  for (;;) {
-    if (stream.destroyed) throw new Error('stream closed')
-    const buf = Buffer.allocUnsafe(64 * 1024)
+function checkReadable(p: string, st: fs.Stats, max: number): void {
+  if (st.isDirectory()) throw new HttpError(400, 'IS_A_DIRECTORY', `${p} is a directory`)
+  if (!st.isFile()) throw new HttpError(400, 'NOT_A_FILE', `${p} is not a regular file`)
+  if (st.size > max) throw tooLarge(p, max, st.size)
+}
+
+function tooLarge(p: string, max: number, size?: number): HttpError {
+  const is = size === undefined ? 'is larger than' : `is ${size} bytes, over`
+  return new HttpError(413, 'TOO_LARGE', `${p} ${is} the limit of ${max} bytes`)
+}
+
+/** Reads until EOF or `limit` bytes, whichever comes first. */
+async function readUpTo(fh: fs.promises.FileHandle, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let total = 0
+  while (total < limit) {
+    const buf = Buffer.allocUnsafe(Math.min(64 * 1024, limit - total))
     const { bytesRead } = await fh.read(buf, 0, buf.length, null)
     if (bytesRead === 0) break
+    chunks.push(buf.subarray(0, bytesRead))
+    total += bytesRead
+  }
+  return Buffer.concat(chunks)
+}
+
+/**
+ * Copies the file's first `size` bytes (its announced length) to the stream with backpressure.
+ * A file that shrank meanwhile resets the stream (the host must not take it as complete); one
+ * that grew is cut at `size`. Stops when the stream dies (session reset).
+ */
+async function sendFile(
+  fh: fs.promises.FileHandle,
+  stream: Ctx['stream'],
+  size: number,
+): Promise<void> {
+  const closed = new Promise<void>((resolve) => stream.once('close', resolve))
+  let left = size
+  while (left > 0) {
+    if (stream.destroyed) throw new Error('stream closed')
+    const buf = Buffer.allocUnsafe(Math.min(64 * 1024, left))
+    const { bytesRead } = await fh.read(buf, 0, buf.length, null)
+    if (bytesRead === 0) throw new Error('file shrank while it was read')
+    left -= bytesRead
     if (!stream.write(buf.subarray(0, bytesRead))) {
       await Promise.race([new Promise((r) => stream.once('drain', r)), closed])
     }
@@ -106,7 +169,8 @@ export async function handleWrite(o: AgentOptions, ctx: Ctx): Promise<void> {
       : defaultOwner(o, p)
   const finalMode = mode ?? (existing ? existing.mode & 0o7777 : 0o644)
   // Write beside the target and rename: readers never see a half-written file.
-  const tmp = path.join(dir, `.${path.basename(p)}.rigbox-${randomBytes(4).toString('hex')}.tmp`)
+  // A short name of our own: the target's name may already be at the 255-byte limit.
+  const tmp = path.join(dir, `.rigbox-${randomBytes(6).toString('hex')}.tmp`)
   const fh = await fs.promises.open(tmp, 'wx', 0o600)
   try {
     // HTTP/2 delivers ≤16 KiB frames; batching them saves many syscalls on a slow (TCG) vCPU.

@@ -1,6 +1,7 @@
 // GET /v1/logs and GET /v1/logs/follow, from `journalctl -o json`.
 import { spawn } from 'node:child_process'
 import readline from 'node:readline'
+import { MAX_LOG_LINES } from './protocol.ts'
 import { badRequest, HttpError, sendJson, type Ctx } from './router.ts'
 
 export interface LogLine {
@@ -10,7 +11,6 @@ export interface LogLine {
   unit: string | null
 }
 
-const MAX_LINES = 5000
 const MAX_MESSAGE = 64 * 1024
 const QUERY_TIMEOUT_MS = 20_000
 const UNIT_RE = /^[A-Za-z0-9@._:\\-]{1,256}$/
@@ -66,8 +66,8 @@ function cursorArg(ctx: Ctx): string | null {
  */
 export async function handleLogs(ctx: Ctx): Promise<void> {
   const n = Number(ctx.query.get('lines') ?? '100')
-  if (!Number.isInteger(n) || n < 1 || n > MAX_LINES)
-    throw badRequest(`lines must be 1..${MAX_LINES}`)
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LOG_LINES)
+    throw badRequest(`lines must be 1..${MAX_LOG_LINES}`)
   const cursor = cursorArg(ctx)
   const args = baseArgs(ctx)
   if (cursor) args.push(`--after-cursor=${cursor}`)

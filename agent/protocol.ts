@@ -1,7 +1,7 @@
 // Wire format shared by the guest agent and the host client (src/guest imports this file), so
 // the two sides cannot drift apart. Only node builtins: the agent bundle must stay dependency-free.
 
-export const AGENT_VERSION = '0.1.0'
+export const AGENT_VERSION = '0.2.0'
 
 /** Port names (virtio-serial `virtserialport` names, and the dev relay's socket names). */
 export const PORT_AGENT = 'agent'
@@ -175,3 +175,92 @@ export interface PtySpec {
 }
 
 export const ENV_KEY_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+// ---- request specs (exec, pty): in the body, byte-exact, with one set of limits ---------------
+// A spec travels as the body's preamble, `[len u32be][spec as UTF-8 JSON]`, followed by stdin
+// (exec) or terminal input (pty). Not in a header: node's HTTP/2 keeps only the low byte of each
+// character of a header value (`ħ` arrives as `'`), and HPACK bounds one header field at 64 KiB,
+// beyond which the whole session fails, taking every other stream with it.
+//
+// The API's schema, the host client and the agent all check specs with the functions below, so
+// whatever the API accepts the agent accepts and runs exactly as sent.
+
+export const EXEC_LIMITS = {
+  /** UTF-8 bytes of `command` (the bash script). */
+  commandBytes: 256 * 1024,
+  envEntries: 1000,
+  /** UTF-8 bytes of one value: `KEY=value` must stay under the kernel's 128 KiB per string. */
+  envValueBytes: 64 * 1024,
+  envKeyBytes: 256,
+  /** UTF-8 bytes of all keys and values together. */
+  envTotalBytes: 256 * 1024,
+} as const
+
+/**
+ * Largest preamble a valid spec can need: JSON escapes a character into at most 6 bytes
+ * (`\u0001`), plus room for the other fields and the punctuation of every env entry.
+ */
+export const MAX_SPEC_BYTES =
+  6 * (EXEC_LIMITS.commandBytes + EXEC_LIMITS.envTotalBytes) + 16 * EXEC_LIMITS.envEntries + 65536
+
+const LONE_SURROGATE = /\p{Surrogate}/u
+
+/** Why `s` cannot be carried exactly as text of at most `maxBytes` UTF-8 bytes (null: it can). */
+export function textProblem(what: string, s: unknown, maxBytes: number): string | null {
+  if (typeof s !== 'string') return `${what} must be a string`
+  if (s.includes('\0')) return `${what} cannot contain NUL characters`
+  // A lone surrogate has no UTF-8 form: it would arrive as U+FFFD, not as sent.
+  if (LONE_SURROGATE.test(s)) return `${what} is not valid Unicode (lone surrogate)`
+  const bytes = Buffer.byteLength(s, 'utf8')
+  if (bytes > maxBytes) return `${what} is ${bytes} bytes of UTF-8; the limit is ${maxBytes}`
+  return null
+}
+
+export function commandProblem(command: unknown): string | null {
+  if (command === '') return 'command is empty'
+  return textProblem('command', command, EXEC_LIMITS.commandBytes)
+}
+
+export function envProblem(env: unknown): string | null {
+  if (env === undefined || env === null) return null
+  if (typeof env !== 'object' || Array.isArray(env)) return 'env must be an object'
+  const entries = Object.entries(env as Record<string, unknown>)
+  if (entries.length > EXEC_LIMITS.envEntries) {
+    return `env has ${entries.length} entries; the limit is ${EXEC_LIMITS.envEntries}`
+  }
+  let total = 0
+  for (const [k, v] of entries) {
+    if (!ENV_KEY_RE.test(k))
+      return `env key ${JSON.stringify(k.slice(0, 64))} is not a variable name`
+    if (k.length > EXEC_LIMITS.envKeyBytes) {
+      return `env key ${k.slice(0, 64)}… is over ${EXEC_LIMITS.envKeyBytes} bytes`
+    }
+    const p = textProblem(`env value of ${k}`, v, EXEC_LIMITS.envValueBytes)
+    if (p) return p
+    total += k.length + Buffer.byteLength(v as string, 'utf8')
+  }
+  if (total > EXEC_LIMITS.envTotalBytes) {
+    return `env is ${total} bytes of UTF-8; the limit is ${EXEC_LIMITS.envTotalBytes}`
+  }
+  return null
+}
+
+/** The body preamble that carries `spec`. */
+export function specPreamble(spec: object): Buffer {
+  const json = Buffer.from(JSON.stringify(spec), 'utf8')
+  return Buffer.concat([lengthPrefix(json.length), json])
+}
+
+function lengthPrefix(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeUInt32BE(n, 0)
+  return b
+}
+
+// ---- logs and files -------------------------------------------------------------------------
+
+/** Most journal entries one GET /v1/logs returns (the API pages up to 5000, plus one to look ahead). */
+export const MAX_LOG_LINES = 10_000
+
+/** GET /v1/files without `max`: how much a file that cannot tell its size (procfs) may yield. */
+export const DEFAULT_READ_MAX = 64 * 1024 * 1024

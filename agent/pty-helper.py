@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """rigbox pty helper: Node has no PTY, so the guest agent runs this for interactive sessions.
 
-Usage: pty-helper.py SPEC_JSON   (started by rigbox-agent, as root)
-  SPEC_JSON: {"uid", "gid", "user", "cwd", "cols", "rows", "argv": [...]}
+Usage: pty-helper.py   (started by rigbox-agent, as root)
+  fd 4: the spec, UTF-8 JSON up to EOF:
+        {"uid", "gid", "user", "cwd", "cols", "rows", "argv": [...], "env": {...}}
+        argv[0] is an absolute path; argv and env reach the session byte for byte.
   fd 0: input bytes for the terminal      fd 1: output bytes of the terminal
   fd 3: control lines "COLS ROWS\\n" (resize)
   fd 2: diagnostics; the last line is {"exit_code": N|null, "signal": "SIGx"|null}
-The environment of the session is this process' environment.
+The spec does not travel in argv or in this process' environment: the kernel limits one
+argument to 128 KiB, and the session's env (PATH included) must not affect the helper.
 """
 import errno
 import fcntl
@@ -21,6 +24,22 @@ import termios
 import time
 
 CTL_FD = 3
+SPEC_FD = 4
+
+
+def read_spec():
+    chunks = []
+    while True:
+        data = os.read(SPEC_FD, 1 << 20)
+        if not data:
+            break
+        chunks.append(data)
+    os.close(SPEC_FD)
+    spec = json.loads(b"".join(chunks).decode("utf-8"))
+    # Encoded here, not by the locale: the bytes the host sent are the bytes the session gets.
+    spec["argv"] = [a.encode("utf-8") for a in spec["argv"]]
+    spec["env"] = {k.encode("utf-8"): v.encode("utf-8") for k, v in spec["env"].items()}
+    return spec
 
 
 def set_size(fd, cols, rows):
@@ -47,14 +66,14 @@ def child(spec):
         os.chdir("/")
     argv = spec["argv"]
     try:
-        os.execvp(argv[0], argv)
+        os.execve(argv[0], argv, spec["env"])
     except OSError as e:
-        sys.stderr.write("exec %s: %s\n" % (argv[0], e))
+        sys.stderr.write("exec %s: %s\n" % (argv[0].decode("utf-8", "replace"), e))
         os._exit(127)
 
 
 def main():
-    spec = json.loads(sys.argv[1])
+    spec = read_spec()
     pid, master = pty.fork()
     if pid == 0:
         child(spec)

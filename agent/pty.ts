@@ -7,15 +7,16 @@ import type { AgentOptions } from './options.ts'
 import {
   badRequest,
   HttpError,
-  headerJson,
   isObject,
   optInt,
   optString,
   readJson,
+  readSpec,
   sendJson,
   type Ctx,
 } from './router.ts'
-import { baseEnv, resolveApiUser } from './users.ts'
+import { commandProblem } from './protocol.ts'
+import { baseEnv, findTool, loginShellArgv, resolveApiUser } from './users.ts'
 
 interface PtySession {
   helper: ChildProcess
@@ -27,26 +28,34 @@ const MAX_DIM = 10_000
 const KILL_GRACE_MS = 3000
 
 export async function handlePty(o: AgentOptions, ctx: Ctx): Promise<void> {
-  const raw = headerJson(ctx.headers, 'x-pty-spec')
+  const raw = await readSpec(ctx.stream)
   if (!isObject(raw)) throw badRequest('pty spec must be an object')
   const cols = optInt(raw, 'cols', 1, MAX_DIM) ?? 80
   const rows = optInt(raw, 'rows', 1, MAX_DIM) ?? 24
-  const command = optString(raw, 'command', 256 * 1024)
+  const command = raw.command === undefined || raw.command === null ? '' : raw.command
+  const problem = command === '' ? null : commandProblem(command)
+  if (problem) throw badRequest(problem)
   const acct = resolveApiUser(o, raw.user)
   const cwd = optString(raw, 'cwd') ?? acct.home
+  // The session's env goes to the helper with the spec (exactly, as UTF-8 JSON); the helper
+  // itself runs in the agent's own environment, so nothing the request sets can stop it.
   const env = baseEnv(acct, { TERM: 'xterm-256color', ...parseEnv(raw.env) })
-  const argv = command ? ['bash', '-lc', command] : ['bash', '-l']
-  const spec = { uid: acct.uid, gid: acct.gid, user: acct.name, cwd, cols, rows, argv }
+  const bash = findTool('bash')
+  const argv = command ? loginShellArgv(bash, command as string) : [bash, '-l']
+  const spec = { uid: acct.uid, gid: acct.gid, user: acct.name, cwd, cols, rows, argv, env }
 
-  const helper = spawn('python3', [o.ptyHelper, JSON.stringify(spec)], {
-    env,
-    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+  const helper = spawn(findTool('python3'), ['-I', o.ptyHelper], {
+    env: baseEnv(acct),
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     detached: true,
   })
   await new Promise<void>((resolve, reject) => {
     helper.once('spawn', resolve)
     helper.once('error', (e) => reject(new HttpError(500, 'SPAWN_FAILED', e.message)))
   })
+  const specPipe = helper.stdio[4] as Writable
+  specPipe.on('error', () => {})
+  specPipe.end(JSON.stringify(spec))
   const { stream } = ctx
   if (stream.destroyed || stream.closed) {
     helper.kill('SIGTERM') // the host went away while the helper was starting

@@ -1,5 +1,6 @@
 // Minimal HTTP/2 request routing and JSON helpers for the agent (no framework: one bundled file).
 import http2 from 'node:http2'
+import { MAX_SPEC_BYTES } from './protocol.ts'
 
 export class HttpError extends Error {
   constructor(
@@ -73,7 +74,7 @@ export class Router {
         return
       }
       if (pathMatched) throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} not allowed`)
-      throw new HttpError(404, 'NOT_FOUND', `no route for ${url.pathname}`)
+      throw new HttpError(404, 'NO_ROUTE', `no route for ${url.pathname}`)
     } catch (e) {
       sendError(stream, e)
     }
@@ -104,29 +105,40 @@ export function sendError(stream: http2.ServerHttp2Stream, e: unknown): void {
   sendJson(stream, err.status, { error: { code: err.code, message: err.message } })
 }
 
+/**
+ * Failures of a system call, by errno: what the request asked for cannot be done (a 4xx with the
+ * system's reason) or the guest itself is failing (500). Unknown codes count as the guest's.
+ */
+const ERRNO_STATUS: Record<string, [number, string]> = {
+  ENOENT: [404, 'NOT_FOUND'],
+  EEXIST: [409, 'ALREADY_EXISTS'],
+  ENOTEMPTY: [409, 'NOT_EMPTY'],
+  EBUSY: [409, 'BUSY'],
+  ETXTBSY: [409, 'BUSY'],
+  EAGAIN: [409, 'WOULD_BLOCK'],
+  // The workspace's own disk is full: its owner can free space, nothing is wrong with the guest.
+  ENOSPC: [409, 'NO_SPACE'],
+  EDQUOT: [409, 'NO_SPACE'],
+  EISDIR: [400, 'IS_A_DIRECTORY'],
+  ENOTDIR: [400, 'NOT_A_DIRECTORY'],
+  ENAMETOOLONG: [400, 'NAME_TOO_LONG'],
+  ELOOP: [400, 'TOO_MANY_SYMLINKS'],
+  EINVAL: [400, 'INVALID_ARGUMENT'],
+  EXDEV: [400, 'CROSS_DEVICE'],
+  ENXIO: [400, 'NO_SUCH_DEVICE'],
+  ENODEV: [400, 'NO_SUCH_DEVICE'],
+  EACCES: [403, 'PERMISSION_DENIED'],
+  EPERM: [403, 'PERMISSION_DENIED'],
+  EROFS: [403, 'READ_ONLY'],
+  EFBIG: [413, 'TOO_LARGE'],
+}
+
 export function toHttpError(e: unknown): HttpError {
   if (e instanceof HttpError) return e
   const code = (e as NodeJS.ErrnoException)?.code
   const msg = e instanceof Error ? e.message : String(e)
-  switch (code) {
-    case 'ENOENT':
-      return new HttpError(404, 'NOT_FOUND', msg)
-    case 'EEXIST':
-      return new HttpError(409, 'ALREADY_EXISTS', msg)
-    case 'ENOTEMPTY':
-      return new HttpError(409, 'NOT_EMPTY', msg)
-    case 'EISDIR':
-      return new HttpError(400, 'IS_A_DIRECTORY', msg)
-    case 'ENOTDIR':
-      return new HttpError(400, 'NOT_A_DIRECTORY', msg)
-    case 'EACCES':
-    case 'EPERM':
-      return new HttpError(403, 'PERMISSION_DENIED', msg)
-    case 'ENOSPC':
-      return new HttpError(507, 'NO_SPACE', msg)
-    default:
-      return new HttpError(500, 'INTERNAL', msg)
-  }
+  const known = code === undefined ? undefined : ERRNO_STATUS[code]
+  return known ? new HttpError(known[0], known[1], msg) : new HttpError(500, 'INTERNAL', msg)
 }
 
 /** Reads a request body with a size cap and a deadline (every request is bounded). */
@@ -172,15 +184,60 @@ export async function readJson(stream: http2.ServerHttp2Stream): Promise<unknown
   }
 }
 
-export function headerJson(headers: http2.IncomingHttpHeaders, name: string): unknown {
-  const raw = headers[name]
-  if (typeof raw !== 'string') throw badRequest(`missing header ${name}`)
-  try {
-    return JSON.parse(raw)
-  } catch {
-    throw badRequest(`header ${name} is not valid JSON`)
-  }
+/**
+ * Reads the spec preamble `[len u32be][UTF-8 JSON]` at the start of a request body (protocol.ts)
+ * and leaves the stream paused at the first byte after it: the rest is the request's stdin.
+ */
+export function readSpec(
+  stream: http2.ServerHttp2Stream,
+  timeoutMs = BODY_TIMEOUT_MS,
+): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let want = -1
+    const timer = setTimeout(
+      () => done(new HttpError(408, 'TIMEOUT', 'request spec timed out')),
+      timeoutMs,
+    )
+    const done = (err: Error | null, value?: unknown): void => {
+      clearTimeout(timer)
+      stream.off('data', onData)
+      stream.off('end', onEnd)
+      stream.off('aborted', onAborted)
+      if (err) reject(err)
+      else resolve(value)
+    }
+    const onData = (c: Buffer): void => {
+      chunks.push(c)
+      size += c.length
+      if (want < 0 && size >= 4) {
+        want = 4 + Buffer.concat(chunks).readUInt32BE(0)
+        if (want - 4 > MAX_SPEC_BYTES) {
+          return done(new HttpError(413, 'TOO_LARGE', `spec over ${MAX_SPEC_BYTES} bytes`))
+        }
+      }
+      if (want < 0 || size < want) return
+      stream.pause()
+      const all = Buffer.concat(chunks)
+      if (all.length > want) stream.unshift(all.subarray(want))
+      let value: unknown
+      try {
+        value = JSON.parse(utf8.decode(all.subarray(4, want)))
+      } catch {
+        return done(badRequest('the spec is not UTF-8 JSON'))
+      }
+      done(null, value)
+    }
+    const onEnd = (): void => done(badRequest('the body ended before its spec'))
+    const onAborted = (): void => done(new HttpError(499, 'ABORTED', 'request aborted'))
+    stream.on('data', onData)
+    stream.once('end', onEnd)
+    stream.once('aborted', onAborted)
+  })
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 // ---- small validators (the agent bundle carries no schema library) ----------------------------
 

@@ -80,7 +80,56 @@ export function baseEnv(acct: Account, extra?: Record<string, string>): Record<s
  */
 export function asUser(acct: Account): string[] {
   if (acct.uid === process.getuid?.()) return []
-  return ['setpriv', `--reuid=${acct.uid}`, `--regid=${acct.gid}`, '--init-groups', '--']
+  return [findTool('setpriv'), `--reuid=${acct.uid}`, `--regid=${acct.gid}`, '--init-groups', '--']
+}
+
+/**
+ * A login bash that runs `script` exactly. The script is split over several arguments, because
+ * Linux refuses any single argument over 128 KiB (E2BIG), and bash joins them again with builtins
+ * only (so neither the caller's PATH nor anything else of theirs can stop it from starting). Like
+ * `bash -lc script`, the script sees no positional parameters and `$0` is `bash`.
+ */
+export function loginShellArgv(bash: string, script: string): string[] {
+  return [bash, '-lc', JOIN_AND_EVAL, 'bash', ...splitArg(script)]
+}
+
+const JOIN_AND_EVAL =
+  'printf -v __rigbox_script %s "$@"; set --; eval "unset -v __rigbox_script; $__rigbox_script"'
+
+/** ≤ 96 KiB of UTF-8 per piece (3 bytes per UTF-16 unit at most): under the 128 KiB limit. */
+const PIECE_UNITS = 32 * 1024
+
+export function splitArg(s: string): string[] {
+  const pieces: string[] = []
+  for (let i = 0; i < s.length;) {
+    let end = Math.min(s.length, i + PIECE_UNITS)
+    // Never between the two halves of a surrogate pair: each piece must be valid UTF-16.
+    const last = s.charCodeAt(end - 1)
+    if (end < s.length && last >= 0xd800 && last <= 0xdbff) end--
+    pieces.push(s.slice(i, end))
+    i = end
+  }
+  return pieces
+}
+
+const tools = new Map<string, string>()
+
+/** Where `name` lives on the agent's own PATH (absolute; the bare name if it is nowhere). */
+export function findTool(name: string): string {
+  const cached = tools.get(name)
+  if (cached) return cached
+  let found = name
+  for (const dir of DEFAULT_PATH.split(':')) {
+    try {
+      fs.accessSync(`${dir}/${name}`, fs.constants.X_OK)
+      found = `${dir}/${name}`
+      break
+    } catch {
+      // not here
+    }
+  }
+  tools.set(name, found)
+  return found
 }
 
 /** POSIX shell single-quoting. */

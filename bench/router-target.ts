@@ -6,6 +6,7 @@
 import crypto from 'node:crypto'
 import http from 'node:http'
 import type net from 'node:net'
+import { tcpTarget } from '../src/node/inbound.ts'
 import { createRouter } from '../src/router/index.ts'
 
 const mode = process.argv[2]
@@ -38,8 +39,12 @@ if (mode === 'upstream') {
               port: 80,
             }
           : null,
-      upstream: async () => ({ host: '127.0.0.1', port: upstreamPort }),
+      upstream: async () => tcpTarget(upstreamPort),
       authenticateKey: async () => null,
+      // A public app only: no logins.
+      redeemLogin: async () => null,
+      sessionCaller: async () => null,
+      endSession: async () => {},
       sessionSecret: crypto.randomBytes(32),
     },
     { port: 0 },

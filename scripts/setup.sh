@@ -19,8 +19,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # QEMU runs the VMs; qemu-utils makes the disks; mmdebstrap, e2fsprogs, busybox-static, cpio,
 # kmod and lz4 build the guest image; bubblewrap and util-linux (setpriv) jail each QEMU;
-# openssl makes the router's local CA; python3-requests runs the seed documents' examples in the
-# tests; openssh-client/-server and nginx serve the SSH tests and the router benchmark.
+# openssl makes the router's local CA; python3 runs each VM's inbound relay
+# (src/vm/inbound-relay.py); python3-requests runs the seed documents' examples in the tests;
+# openssh-client/-server and nginx serve the SSH tests and the router benchmark.
 packages=(
   qemu-system-x86 qemu-utils mmdebstrap bubblewrap util-linux lz4 kmod e2fsprogs busybox-static
   cpio ca-certificates openssl python3 python3-requests openssh-client openssh-server nginx

@@ -8,12 +8,17 @@ import {
 } from 'fastify-type-provider-zod'
 import type { Logger } from 'pino'
 import { ensureAdmin } from './auth/bootstrap.ts'
-import { makeGuard } from './auth/guard.ts'
+import { AUTH_FAILURES, KeyCheck, makeGuard } from './auth/guard.ts'
 import { authRoutes } from './auth/routes.ts'
 import { AuthStore } from './auth/store.ts'
 import type { Config } from './config/config.ts'
 import { openDatabase, type Db } from './db/database.ts'
-import { installErrorHandling } from './http/error-handler.ts'
+import {
+  answerClientError,
+  answerFrameworkError,
+  installErrorHandling,
+} from './http/error-handler.ts'
+import { installJsonBodyParser } from './http/json-body.ts'
 import { RateLimiter } from './http/rate-limit.ts'
 import { registerRoutes } from './http/route.ts'
 import { snapshotRoutes } from './snapshots/routes.ts'
@@ -24,12 +29,14 @@ import type { NodeClient, WorkspaceSpec } from './node/types.ts'
 import { Reconciler } from './reconciler/reconciler.ts'
 import { templateRoutes } from './templates/routes.ts'
 import { appRoutes } from './apps/routes.ts'
+import { AppLoginStore } from './apps/logins.ts'
 import { AppService } from './apps/service.ts'
 import { AppStore } from './apps/store.ts'
 import { loadOrCreateKeyPair, type KeyPair } from './ssh/keypair.ts'
 import { sshKeyRoutes } from './sshkeys/routes.ts'
 import { SshKeyStore } from './sshkeys/store.ts'
 import path from 'node:path'
+import { secureDataDir } from './lib/data-dir.ts'
 import { loadOrCreateSecret } from './lib/secret.ts'
 import { guestRoutes } from './workspaces/guest-routes.ts'
 import { egressRoutes } from './workspaces/egress-routes.ts'
@@ -48,6 +55,8 @@ export interface BuildOptions {
 export interface Rigbox {
   db: Db
   auth: AuthStore
+  /** Presented keys, with failures counted per client address (the API and the router). */
+  keyCheck: KeyCheck
   store: WorkspaceStore
   workspaces: WorkspaceService
   apps: AppService
@@ -79,10 +88,13 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     // Errors carry our own codes; Fastify's default 'Bad Request' text never reaches clients.
     return503OnClosing: true,
     trustProxy: false,
+    clientErrorHandler: answerClientError,
+    frameworkErrors: answerFrameworkError,
   })
   app.setValidatorCompiler(validatorCompiler)
   app.setSerializerCompiler(serializerCompiler)
   installErrorHandling(app)
+  installJsonBodyParser(app)
   // File uploads arrive as raw bytes, with their own (larger) size limit.
   app.addContentTypeParser(
     'application/octet-stream',
@@ -90,6 +102,8 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     (_req, body, done) => done(null, body),
   )
 
+  const repaired = secureDataDir(config.dataDir, { imageDir: config.imageDir })
+  if (repaired.length) app.log.warn({ paths: repaired }, 'data dir: permissions repaired')
   const db = opts.db ?? (await openDatabase(config.dbPath))
   const auth = new AuthStore(db)
   const store = new WorkspaceStore(db)
@@ -140,6 +154,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     node,
     urlOf: (sub) => `http://${sub}.${config.domain}:${config.router.port}`,
     sessionSecret,
+    logins: new AppLoginStore(db),
   })
   const snapshots = new SnapshotService({
     snapshots: new SnapshotStore(db),
@@ -149,10 +164,21 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     specOf,
     log: app.log as Logger,
   })
+  const limiter = new RateLimiter(
+    {
+      auth: config.rateLimits.auth,
+      workspaces: config.rateLimits.workspaces,
+      apps: config.rateLimits.apps,
+      [AUTH_FAILURES]: config.rateLimits.authFailures,
+    },
+    config.rateLimits.windowMs,
+  )
+  const keyCheck = new KeyCheck(auth, limiter)
   const adminKeyPath = await ensureAdmin(auth, config.dataDir)
   app.decorate('rigbox', {
     db,
     auth,
+    keyCheck,
     store,
     workspaces,
     apps,
@@ -181,17 +207,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     transformObject: jsonSchemaTransformObject,
   })
 
-  const guard = makeGuard(
-    auth,
-    new RateLimiter(
-      {
-        auth: config.rateLimits.auth,
-        workspaces: config.rateLimits.workspaces,
-        apps: config.rateLimits.apps,
-      },
-      config.rateLimits.windowMs,
-    ),
-  )
+  const guard = makeGuard(keyCheck, limiter)
   registerRoutes(
     app,
     [

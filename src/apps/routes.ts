@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { bearerToken } from '../auth/guard.ts'
 import { defineRoute, messageSchema } from '../http/route.ts'
 import { workspaceIdParams } from '../workspaces/schemas.ts'
 import {
@@ -124,7 +125,13 @@ export function appRoutes(apps: AppService) {
       params: appIdParams,
       body: z.object({ next: z.string().startsWith('/').max(2048).optional() }).optional(),
       response: z.object({ url: z.string(), expires_at: z.string() }).meta({ id: 'AppLoginLink' }),
-      handler: async ({ user, params, body }) => apps.loginLink(user, params.id, body?.next),
+      handler: async ({ user, params, body, request }) =>
+        apps.loginLink(
+          user,
+          params.id,
+          bearerToken(request.headers.authorization) ?? '',
+          body?.next,
+        ),
     }),
     defineRoute({
       ...common,

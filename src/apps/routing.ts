@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify'
+import { ApiError } from '../http/errors.ts'
 import type { RouterDeps } from '../router/types.ts'
+import { AppLoginStore } from './logins.ts'
 
 /** What the app router needs from the control plane and the node, from one built app. */
 export function routerDeps(app: FastifyInstance, domain: string): RouterDeps {
-  const { db, auth, store, node, sessionSecret } = app.rigbox
+  const { db, keyCheck, store, node, sessionSecret } = app.rigbox
+  const logins = new AppLoginStore(db)
   return {
     domain,
     sessionSecret,
@@ -34,9 +37,18 @@ export function routerDeps(app: FastifyInstance, domain: string): RouterDeps {
         return { error: 'not_running' }
       }
     },
-    async authenticateKey(key) {
-      const found = await auth.authenticate(key)
-      return found ? { userId: found.user.id, email: found.user.email } : null
+    async authenticateKey(key, clientIp) {
+      try {
+        const found = await keyCheck.authenticate(key, clientIp)
+        return found ? { userId: found.user.id, email: found.user.email } : null
+      } catch (err) {
+        // The address spent its failed-authentication budget (shared with the API).
+        if (!(err instanceof ApiError && err.code === 'RATE_LIMITED')) throw err
+        return { retryAfterS: (err.details as { retry_after_s: number }).retry_after_s }
+      }
     },
+    redeemLogin: (linkId, subdomain, expiresAt) => logins.redeem(linkId, subdomain, expiresAt),
+    sessionCaller: (sessionId, subdomain) => logins.sessionCaller(sessionId, subdomain),
+    endSession: (sessionId) => logins.endSession(sessionId),
   }
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { valueDepth } from '../http/json-body.ts'
 
 export const visibilities = ['private', 'public', 'privileged'] as const
 export const visibilitySchema = z.enum(visibilities).meta({ id: 'Visibility' })
@@ -55,6 +56,28 @@ export const subdomainSchema = z
   .refine((s) => !RESERVED_SUBDOMAINS.has(s), 'is reserved by the platform')
 
 const emails = z.array(z.email().max(254)).max(100)
+
+export const METADATA_LIMITS = { depth: 16, chars: 16 * 1024 }
+
+/** Free-form JSON the owner keeps on an app, bounded so storing and serving it stays cheap. */
+const metadataSchema = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    if (valueDepth(value) > METADATA_LIMITS.depth) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `metadata nests deeper than ${METADATA_LIMITS.depth} levels`,
+      })
+    } else if ((JSON.stringify(value) ?? '').length > METADATA_LIMITS.chars) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `metadata is over ${METADATA_LIMITS.chars} characters of JSON`,
+      })
+    }
+  })
+  .describe(
+    `free-form JSON, at most ${METADATA_LIMITS.depth} levels deep and ${METADATA_LIMITS.chars} characters`,
+  )
 const port = z.number().int().min(1).max(65535)
 
 export const appSchema = z
@@ -98,7 +121,7 @@ export const createAppRequest = z
     port: port.nullish(),
     protocol: z.enum(['http', 'websocket', 'tcp']).nullish(),
     description: z.string().max(1000).nullish(),
-    metadata: z.unknown().optional(),
+    metadata: metadataSchema.optional(),
     app_kind: z.enum(['service', 'cli']).optional(),
   })
   .meta({ id: 'CreateAppRequest' })
@@ -108,7 +131,7 @@ export const updateAppRequest = z
     name: subdomainSchema.nullish(),
     port: port.nullish(),
     description: z.string().max(1000).nullish(),
-    metadata: z.unknown().optional(),
+    metadata: metadataSchema.optional(),
     status: z.enum(['active', 'inactive']).nullish(),
     visibility: visibilitySchema.nullish(),
     allowed_emails: emails.nullish(),

@@ -3,13 +3,14 @@ import type { User } from '../auth/store.ts'
 import { ApiError, notFound } from '../http/errors.ts'
 import { newId, nowIso } from '../lib/ids.ts'
 import { limitsFor } from '../limits/service.ts'
-import type { NodeClient } from '../node/types.ts'
+import type { GuestPortTarget, NodeClient } from '../node/types.ts'
 import { findTemplate } from '../templates/catalog.ts'
 import type { WorkspaceService } from '../workspaces/service.ts'
 import type { WorkspaceRow } from '../workspaces/store.ts'
 import type { App } from './schemas.ts'
 import type { AppRow, AppStore } from './store.ts'
 import { issueLoginToken } from '../router/tokens.ts'
+import type { AppLoginStore } from './logins.ts'
 
 export interface AppDeps {
   store: AppStore
@@ -19,6 +20,8 @@ export interface AppDeps {
   urlOf: (subdomain: string) => string
   /** Signs browser login links the router accepts. */
   sessionSecret: Buffer
+  /** Records each link, so it works once and dies with the key that made it. */
+  logins: AppLoginStore
 }
 
 const LOGIN_LINK_TTL_MS = 5 * 60_000
@@ -161,17 +164,28 @@ export class AppService {
   }
 
   /**
-   * A short-lived link that logs a browser in to one app: the router checks it, sets an
-   * HttpOnly cookie for that app's host only, and redirects to the app.
+   * A short-lived, single-use link that logs a browser in to one app: the router checks it, sets
+   * an HttpOnly cookie for that app's host only, and redirects to the app. `apiKey` is the key
+   * the caller authenticated with: the link and the session it starts end when it is revoked.
    */
-  async loginLink(user: User, id: string, next?: string) {
+  async loginLink(user: User, id: string, apiKey: string, next?: string) {
     const row = await this.get(user, id)
-    const expiresAt = Date.now() + LOGIN_LINK_TTL_MS
+    const now = Date.now()
+    const expiresAt = now + LOGIN_LINK_TTL_MS
+    const linkId = await this.d.logins.createLink({
+      userId: user.id,
+      apiKey,
+      subdomain: row.subdomain,
+      expiresAt,
+    })
+    if (!linkId) throw new ApiError('UNAUTHORIZED', 'invalid or revoked API key')
     const token = issueLoginToken(this.d.sessionSecret, {
+      id: linkId,
       subdomain: row.subdomain,
       userId: user.id,
       email: user.email,
       ttlMs: LOGIN_LINK_TTL_MS,
+      now,
     })
     const query = new URLSearchParams({ token, ...(next ? { next } : {}) })
     return {
@@ -368,10 +382,10 @@ function suggestName(processName: string, port: number, workspace: string) {
 }
 
 /** Any HTTP answer counts as live; a refused or silent port does not. */
-function probeHttp(target: { host: string; port: number }): Promise<boolean> {
+function probeHttp(target: GuestPortTarget): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.get(
-      { host: target.host, port: target.port, path: '/', timeout: 3000 },
+      { createConnection: () => target.connect(), path: '/', timeout: 3000 },
       (res) => {
         res.resume()
         resolve(true)

@@ -2,6 +2,7 @@
 import { Command } from 'commander'
 import exec from './commands/exec.ts'
 import imageBuild from './commands/image/build.ts'
+import imageGc from './commands/image/gc.ts'
 import keyCreate from './commands/key/create.ts'
 import keyLs from './commands/key/ls.ts'
 import keyRm from './commands/key/rm.ts'
@@ -70,7 +71,8 @@ for (const register of [snapshotCreate, snapshotLs, snapshotRestore, snapshotRm,
 templateLs(program.command('template').description('workspace templates'))
 const key = program.command('key').description('API keys')
 for (const register of [keyCreate, keyLs, keyRm]) register(key)
-imageBuild(program.command('image').description('guest images'))
+const image = program.command('image').description('guest images')
+for (const register of [imageBuild, imageGc]) register(image)
 const sshKey = program.command('ssh-key').description('SSH keys for the SSH gateway')
 for (const register of [sshKeyAdd, sshKeyLs, sshKeyRm]) register(sshKey)
 ssh(program)

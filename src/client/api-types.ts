@@ -1557,7 +1557,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Free capacity of this deployment (public) */
+        /** Free capacity of this deployment */
         get: operations["get_capacity"];
         put?: never;
         post?: never;
@@ -1574,7 +1574,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Free capacity of this deployment (public) */
+        /** Free capacity of this deployment */
         get: operations["flat_get_capacity"];
         put?: never;
         post?: never;
@@ -1686,6 +1686,7 @@ export interface components {
             message: string;
         };
         UpdateWorkspaceEnvRequestInput: {
+            /** @description at most 1000 entries, 65536 bytes of UTF-8 per value and 262144 in all; no NUL characters */
             env_vars: {
                 [key: string]: string;
             };
@@ -1820,6 +1821,7 @@ export interface components {
             port?: number | null;
             protocol?: ("http" | "websocket" | "tcp") | null;
             description?: string | null;
+            /** @description free-form JSON, at most 16 levels deep and 16384 characters */
             metadata?: unknown;
             /** @enum {string} */
             app_kind?: "service" | "cli";
@@ -1828,6 +1830,7 @@ export interface components {
             name?: string | null;
             port?: number | null;
             description?: string | null;
+            /** @description free-form JSON, at most 16 levels deep and 16384 characters */
             metadata?: unknown;
             status?: ("active" | "inactive") | null;
             visibility?: components["schemas"]["VisibilityInput"] | null;
@@ -1934,6 +1937,7 @@ export interface components {
             cursor: string | null;
         };
         ExecRequestInput: {
+            /** @description run as `bash -lc`; at most 262144 bytes of UTF-8, no NUL characters */
             command: string;
             /**
              * @default developer
@@ -1942,6 +1946,7 @@ export interface components {
             user: "developer" | "root";
             /** @default 60000 */
             timeout_ms: number;
+            /** @description exported after the login profile */
             env?: {
                 [key: string]: string;
             };
@@ -2097,6 +2102,7 @@ export interface components {
             message: string;
         };
         UpdateWorkspaceEnvRequest: {
+            /** @description at most 1000 entries, 65536 bytes of UTF-8 per value and 262144 in all; no NUL characters */
             env_vars: {
                 [key: string]: string;
             };
@@ -2231,6 +2237,7 @@ export interface components {
             port?: number | null;
             protocol?: ("http" | "websocket" | "tcp") | null;
             description?: string | null;
+            /** @description free-form JSON, at most 16 levels deep and 16384 characters */
             metadata?: unknown;
             /** @enum {string} */
             app_kind?: "service" | "cli";
@@ -2239,6 +2246,7 @@ export interface components {
             name?: string | null;
             port?: number | null;
             description?: string | null;
+            /** @description free-form JSON, at most 16 levels deep and 16384 characters */
             metadata?: unknown;
             status?: ("active" | "inactive") | null;
             visibility?: components["schemas"]["Visibility"] | null;
@@ -2345,6 +2353,7 @@ export interface components {
             cursor: string | null;
         };
         ExecRequest: {
+            /** @description run as `bash -lc`; at most 262144 bytes of UTF-8, no NUL characters */
             command: string;
             /**
              * @default developer
@@ -2353,6 +2362,7 @@ export interface components {
             user: "developer" | "root";
             /** @default 60000 */
             timeout_ms: number;
+            /** @description exported after the login profile */
             env?: {
                 [key: string]: string;
             };

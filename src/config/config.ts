@@ -19,6 +19,7 @@ const envSchema = z.object({
   RIGBOX_RATE_LIMIT_AUTH: positiveInt.default(120),
   RIGBOX_RATE_LIMIT_WORKSPACES: positiveInt.default(180),
   RIGBOX_RATE_LIMIT_APPS: positiveInt.default(240),
+  RIGBOX_RATE_LIMIT_AUTH_FAILURES: positiveInt.default(20),
   RIGBOX_RATE_LIMIT_WINDOW_MS: positiveInt.default(60_000),
   RIGBOX_NODE: z.enum(['local', 'none']).default('local'),
   RIGBOX_ACCEL: z.enum(['auto', 'kvm', 'tcg']).default('auto'),
@@ -39,6 +40,18 @@ const envSchema = z.object({
   RIGBOX_SSH_PORT: port.default(2222),
   RIGBOX_PUBLIC_HOST: z.string().min(1).optional(),
   RIGBOX_NODE_VCPUS: positiveInt.optional(),
+  RIGBOX_CGROUP_PARENT: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/, 'must be a plain directory name')
+    .optional(),
+  RIGBOX_JAIL_UID_BASE: z.coerce.number().int().min(1000).max(0xfffe0000).optional(),
+  RIGBOX_JAIL_UID_COUNT: z.coerce
+    .number()
+    .int()
+    .min(16)
+    .max(1 << 20)
+    .default(65_536),
+  RIGBOX_HOST_REGISTRY_DIR: z.string().min(1).default('/var/lib/rigbox'),
 })
 
 export type RawEnv = Record<string, string | undefined>
@@ -52,7 +65,14 @@ export interface Config {
   logLevel: z.infer<typeof envSchema>['RIGBOX_LOG_LEVEL']
   bodyLimitBytes: number
   fileLimitBytes: number
-  rateLimits: { auth: number; workspaces: number; apps: number; windowMs: number }
+  /** Per user and class per window; `authFailures`: failed authentications per address. */
+  rateLimits: {
+    auth: number
+    workspaces: number
+    apps: number
+    authFailures: number
+    windowMs: number
+  }
   node: 'local' | 'none'
   accel: 'auto' | 'kvm' | 'tcg'
   bootTimeoutMs: number
@@ -69,6 +89,16 @@ export interface Config {
   publicHost: string
   /** What the node offers to running VMs; by default ¾ of host RAM and every core, overcommitted 4× as VMs idle most of the time. */
   nodeCapacity: { ramMb: number; vcpus: number }
+  /**
+   * What this installation owns on the host (src/node/installation.ts): unset values are derived
+   * from the data dir and claimed in `registryDir`, so installations never share them.
+   */
+  jail: {
+    cgroupParent: string | null
+    uidBase: number | null
+    uidCount: number
+    registryDir: string
+  }
 }
 
 export class ConfigError extends Error {}
@@ -103,6 +133,7 @@ export function loadConfig(env: RawEnv = process.env): Config {
       auth: e.RIGBOX_RATE_LIMIT_AUTH,
       workspaces: e.RIGBOX_RATE_LIMIT_WORKSPACES,
       apps: e.RIGBOX_RATE_LIMIT_APPS,
+      authFailures: e.RIGBOX_RATE_LIMIT_AUTH_FAILURES,
       windowMs: e.RIGBOX_RATE_LIMIT_WINDOW_MS,
     },
     node: e.RIGBOX_NODE,
@@ -125,6 +156,12 @@ export function loadConfig(env: RawEnv = process.env): Config {
     nodeCapacity: {
       ramMb: e.RIGBOX_NODE_RAM_MB ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
       vcpus: e.RIGBOX_NODE_VCPUS ?? os.availableParallelism() * 4,
+    },
+    jail: {
+      cgroupParent: e.RIGBOX_CGROUP_PARENT ?? null,
+      uidBase: e.RIGBOX_JAIL_UID_BASE ?? null,
+      uidCount: e.RIGBOX_JAIL_UID_COUNT,
+      registryDir: path.resolve(e.RIGBOX_HOST_REGISTRY_DIR),
     },
   }
 }

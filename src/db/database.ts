@@ -9,7 +9,11 @@ export type Db = Kysely<Database>
 
 /** Opens (creating if needed) the embedded SQLite store and brings its schema up to date. */
 export async function openDatabase(dbPath: string): Promise<Db> {
-  if (dbPath !== ':memory:') fs.mkdirSync(path.dirname(dbPath), { recursive: true, mode: 0o700 })
+  if (dbPath !== ':memory:') {
+    fs.mkdirSync(path.dirname(dbPath), { recursive: true, mode: 0o700 })
+    // Created 0600 before SQLite opens it: SQLite gives its -wal and -shm files the same mode.
+    fs.closeSync(fs.openSync(dbPath, 'a', 0o600))
+  }
   const sqlite = new SQLite(dbPath)
   sqlite.pragma('journal_mode = WAL')
   sqlite.pragma('foreign_keys = ON')

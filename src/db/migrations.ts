@@ -119,6 +119,29 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('workspaces').addColumn('disk_op', 'text').execute()
     },
   },
+  '0004_app_logins': {
+    async up(db: Kysely<unknown>) {
+      // Login links (used up by their first visit) and the router sessions they start; both
+      // stand on the API key that made the link and go with it.
+      for (const table of ['app_login_links', 'app_sessions']) {
+        await db.schema
+          .createTable(table)
+          .addColumn('id', 'text', (c) => c.primaryKey())
+          .addColumn('user_id', 'text', (c) =>
+            c.notNull().references('users.id').onDelete('cascade'),
+          )
+          .addColumn('key_id', 'text', (c) =>
+            c.notNull().references('api_keys.id').onDelete('cascade'),
+          )
+          .addColumn('subdomain', 'text', (c) => c.notNull())
+          .addColumn('expires_at', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'text', (c) => c.notNull())
+          .execute()
+        await db.schema.createIndex(`${table}_key`).on(table).column('key_id').execute()
+        await db.schema.createIndex(`${table}_expiry`).on(table).column('expires_at').execute()
+      }
+    },
+  },
 }
 
 export const migrationProvider: MigrationProvider = {

@@ -97,6 +97,17 @@ export interface SnapshotsTable {
   created_at: string
 }
 
+/** A login link (used up by its first visit) or a router session; see src/apps/logins.ts. */
+export interface AppLoginsTable {
+  id: string
+  user_id: string
+  /** The API key that made the link: revoking it ends the link and its sessions. */
+  key_id: string
+  subdomain: string
+  expires_at: string
+  created_at: string
+}
+
 export interface Database {
   users: UsersTable
   api_keys: ApiKeysTable
@@ -104,4 +115,6 @@ export interface Database {
   apps: AppsTable
   ssh_keys: SshKeysTable
   snapshots: SnapshotsTable
+  app_login_links: AppLoginsTable
+  app_sessions: AppLoginsTable
 }

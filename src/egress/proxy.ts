@@ -107,6 +107,10 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
   const server = http.createServer({ maxHeaderSize, requireHostHeader: false })
   server.keepAliveTimeout = 0
   server.requestTimeout = 0
+  // A client that has sent its request and half-closed (shutdown(SHUT_WR), `nc -N`) still gets
+  // the whole answer, then its end; Node's default answers such a client's end by aborting the
+  // request in flight. Not in Node's types, nor settable through createServer's options.
+  Object.assign(server, { httpAllowHalfOpen: true })
 
   const arm = (conn: Duplex, st: ClientState) => {
     clearTimeout(st.timer)
@@ -230,8 +234,13 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
         if ('status' in a) return answerRaw(conn, a.status, a.message)
         if (conn.destroyed) return
         const up = open(st.workspaceId, a.address, port, shown)
-        conn.once('close', () => up.socket.destroy())
+        // Until the bytes flow, a client gone takes the origin connection with it; from then
+        // on splice decides, so a clean close still lets the other side drain.
+        const abandon = () => up.socket.destroy()
+        conn.once('close', abandon)
         await up.ready
+        if (conn.destroyed) return
+        conn.off('close', abandon)
         if (url) up.socket.write(upgradeHead(req, url))
         else conn.write('HTTP/1.1 200 Connection Established\r\n\r\n')
         if (head.length) up.socket.write(head)

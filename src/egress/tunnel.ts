@@ -71,21 +71,48 @@ export function describe(err: NodeJS.ErrnoException): string {
   }
 }
 
+/** How long a side that was ended cleanly may take to take in what is queued for it. */
+const LINGER_MS = 30_000
+
 /**
- * Carries bytes both ways until either side is done. Half-close passes through (an end from one
- * side ends the other's writable); an error or a full close on either side destroys both.
+ * Carries bytes both ways until both sides are done. Half-close passes through (an end from one
+ * side ends the other's writable, after what was queued before it). A side that closes after
+ * its end (a clean close) does not cut the other off: that one still gets everything queued for
+ * it, then its end, and only then goes — a slow client must not lose the tail of a download
+ * because the origin closed first. An error, or a close without an end (a reset), ends both now.
  */
 export function splice(client: Duplex, upstream: net.Socket): void {
   const kill = () => {
     client.destroy()
     upstream.destroy()
   }
-  client.on('error', kill)
-  upstream.on('error', kill)
-  client.once('close', kill)
-  upstream.once('close', kill)
+  const closed = (gone: Duplex, other: Duplex) => {
+    if (gone.readableEnded) closeWhenFlushed(other)
+    else kill()
+  }
+  // Piped first: on a close, the pipes come apart before the survivor's unread input is dropped.
   client.pipe(upstream)
   upstream.pipe(client)
+  client.on('error', kill)
+  upstream.on('error', kill)
+  client.once('close', () => closed(client, upstream))
+  upstream.once('close', () => closed(upstream, client))
+}
+
+/**
+ * Ends `conn` and destroys it once what is queued has been handed over (or after LINGER_MS, for
+ * a peer that never reads). Whatever the peer still sends is read and dropped: a TCP socket
+ * closed with unread bytes resets, and a reset can discard the data still on its way.
+ */
+export function closeWhenFlushed(conn: Duplex): void {
+  if (conn.destroyed) return
+  conn.resume()
+  if (conn.writableFinished) return void conn.destroy()
+  const timer = setTimeout(() => conn.destroy(), LINGER_MS)
+  timer.unref()
+  conn.once('close', () => clearTimeout(timer))
+  conn.once('finish', () => conn.destroy())
+  if (!conn.writableEnded) conn.end()
 }
 
 const STATUS_TEXT: Record<number, string> = {

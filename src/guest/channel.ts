@@ -9,7 +9,7 @@ import { defaultConnectionOptions, PortConnection, type ConnectionOptions } from
 import { GuestProtocolError } from './errors.ts'
 import { runExec, type ExecOptions, type ExecResult } from './exec.ts'
 import { openPty, type PtyHandle } from './pty.ts'
-import { fileStream, followLogs } from './streams.ts'
+import { fileStream, fileTooLarge, followLogs } from './streams.ts'
 import { openStream, query, readAll, requestJson } from './request.ts'
 import {
   ConfigResultSchema,
@@ -59,6 +59,9 @@ export class GuestChannel {
   private bulk: PortConnection | null = null
   private readonly copts: ConnectionOptions
   private readonly requestTimeoutMs: number
+  /** What the agent last reported in /v1/health; null until it has, and after a lost session. */
+  private version: string | null = null
+  private versionAsk: Promise<GuestHealth> | null = null
 
   constructor(opts: GuestChannelOptions = {}) {
     const { requestTimeoutMs, ...conn } = opts
@@ -72,6 +75,12 @@ export class GuestChannel {
     const deadline = Date.now() + o.timeoutMs
     this.agent = new PortConnection(PORT_AGENT, o.agentSock, this.copts)
     this.bulk = new PortConnection(PORT_BULK, o.bulkSock, this.copts)
+    // A lost session may mean a restarted agent, even another one: ask again before the next
+    // spec (either port: exec goes over `bulk`, health over `agent`).
+    this.version = null
+    const forget = (): void => void (this.version = null)
+    this.agent.on('lost', forget)
+    this.bulk.on('lost', forget)
     await Promise.all([this.agent.get(o.timeoutMs), this.bulk.get(o.timeoutMs)])
     return this.health({ timeoutMs: Math.max(1000, deadline - Date.now()) })
   }
@@ -81,8 +90,26 @@ export class GuestChannel {
     return { agent: this.agent?.sessions ?? 0, bulk: this.bulk?.sessions ?? 0 }
   }
 
-  health(o: { timeoutMs?: number } = {}): Promise<GuestHealth> {
-    return this.json('GET', '/v1/health', HealthSchema, undefined, o.timeoutMs)
+  async health(o: { timeoutMs?: number } = {}): Promise<GuestHealth> {
+    const h = await this.json('GET', '/v1/health', HealthSchema, undefined, o.timeoutMs)
+    this.version = h.agent_version
+    return h
+  }
+
+  /** The agent's version from its last health answer (null: none since a session was lost). */
+  get agentVersion(): string | null {
+    return this.version
+  }
+
+  /**
+   * The agent's version, which decides how exec and pty specs are sent (spec-form.ts): known
+   * from connect()'s health call, asked once more after a session was lost.
+   */
+  private async knownAgentVersion(): Promise<string | null> {
+    if (this.version !== null) return this.version
+    this.versionAsk ??= this.health().finally(() => (this.versionAsk = null))
+    await this.versionAsk
+    return this.version
   }
 
   configure(cfg: GuestConfig): Promise<ConfigResult> {
@@ -90,8 +117,9 @@ export class GuestChannel {
   }
 
   /** Streamed exec on `bulk`; output through callbacks and/or capped buffers (ExecOptions). */
-  exec(spec: ExecSpec, opts: ExecOptions = {}): Promise<ExecResult> {
-    return runExec(this.port('bulk'), spec, opts)
+  async exec(spec: ExecSpec, opts: ExecOptions = {}): Promise<ExecResult> {
+    const bulk = this.port('bulk')
+    return runExec(bulk, spec, opts, await this.knownAgentVersion())
   }
 
   /** Runs a command and collects its output (each stream capped at `maxOutputBytes`, 1 MiB). */
@@ -100,8 +128,7 @@ export class GuestChannel {
     opts: Omit<ExecSpec, 'command'> & { stdin?: string | Buffer; maxOutputBytes?: number } = {},
   ): Promise<ExecResult & { stdout: string; stderr: string }> {
     const { stdin, maxOutputBytes, ...spec } = opts
-    return runExec(
-      this.port('bulk'),
+    return this.exec(
       { ...spec, command },
       {
         stdin,
@@ -120,11 +147,12 @@ export class GuestChannel {
     return r.delivered
   }
 
-  openPty(spec: PtySpec): Promise<PtyHandle> {
-    return openPty(this.port('bulk'), this.port('agent'), spec)
+  async openPty(spec: PtySpec): Promise<PtyHandle> {
+    const [bulk, agent] = [this.port('bulk'), this.port('agent')]
+    return openPty(bulk, agent, spec, await this.knownAgentVersion())
   }
 
-  /** Reads a regular file; fails (and cancels the transfer) beyond `maxBytes`. */
+  /** Reads a regular file (procfs ones too); a file over `maxBytes` is a GuestError 413. */
   async readFile(
     path: string,
     o: { maxBytes: number; timeoutMs?: number; signal?: AbortSignal },
@@ -133,7 +161,7 @@ export class GuestChannel {
       this.port('bulk'),
       {
         method: 'GET',
-        path: `/v1/files${query({ path })}`,
+        path: `/v1/files${query({ path, max: o.maxBytes })}`,
         signal: o.signal,
         timeoutMs: o.timeoutMs ?? this.requestTimeoutMs,
       },
@@ -141,15 +169,17 @@ export class GuestChannel {
     )
     const declared = Number(headers['content-length'])
     if (Number.isFinite(declared) && declared > o.maxBytes) {
+      // The agent answers 413 itself when told `max`; this guards against one that does not.
       stream.close(http2.constants.NGHTTP2_CANCEL)
-      throw new GuestProtocolError(`${path}: ${declared} bytes exceeds maxBytes ${o.maxBytes}`)
+      throw fileTooLarge(path, o.maxBytes)
     }
     return readAll(stream, o.maxBytes, o.timeoutMs)
   }
 
   /**
-   * Streams a regular file (for piping to a download). The stream fails with GuestProtocolError
-   * beyond `maxBytes`; destroying it cancels the transfer in the guest.
+   * Streams a regular file (for piping to a download): a file over `maxBytes` is a GuestError
+   * 413; a transfer that breaks its announced size fails the stream with GuestProtocolError.
+   * Destroying the stream cancels the transfer in the guest.
    */
   readFileStream(
     path: string,

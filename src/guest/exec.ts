@@ -2,6 +2,8 @@
 import http2 from 'node:http2'
 import { Readable } from 'node:stream'
 import {
+  commandProblem,
+  envProblem,
   FRAME_EXIT,
   FRAME_STARTED,
   FRAME_STDERR,
@@ -10,8 +12,9 @@ import {
   type ExecSpec,
 } from '../../agent/protocol.ts'
 import type { PortConnection } from './connection.ts'
-import { GuestProtocolError, GuestUnavailableError } from './errors.ts'
+import { GuestError, GuestProtocolError, GuestUnavailableError } from './errors.ts'
 import { abortError, openStream } from './request.ts'
+import { specRequest } from './spec-form.ts'
 import { ExecExitSchema, ExecStartedSchema } from './types.ts'
 
 export type { ExecSpec }
@@ -67,20 +70,29 @@ class Collector {
   }
 }
 
-export function validateSpec(spec: ExecSpec): void {
-  if (typeof spec.command !== 'string' || spec.command === '')
-    throw new TypeError('command required')
-  const header = JSON.stringify(spec)
-  // Header-borne spec: keep it well under the agent's header list limit.
-  if (header.length > 256 * 1024) throw new TypeError('exec spec too large')
+/**
+ * Refuses, before sending, a spec the agent would refuse: the checks are the agent's own
+ * (agent/protocol.ts), so the answer is the same GuestError either way. A terminal's command is
+ * optional (none, or '', is a login shell).
+ */
+export function validateSpec(
+  spec: { command?: string; env?: unknown },
+  kind: 'exec' | 'pty',
+): void {
+  const shell = kind === 'pty' && (spec.command === undefined || spec.command === '')
+  const problem = (shell ? null : commandProblem(spec.command)) ?? envProblem(spec.env)
+  if (problem) throw new GuestError(400, 'BAD_REQUEST', problem)
 }
 
+/** `agentVersion`: what the agent reported in its health answer (spec-form.ts); null if unknown. */
 export async function runExec(
   conn: PortConnection,
   spec: ExecSpec,
   opts: ExecOptions = {},
+  agentVersion: string | null = null,
 ): Promise<ExecResult> {
-  validateSpec(spec)
+  validateSpec(spec, 'exec')
+  const send = specRequest('exec', spec, agentVersion)
   const collect = opts.maxOutputBytes ?? (opts.onStdout || opts.onStderr ? 0 : DEFAULT_COLLECT)
   const out = collect > 0 ? new Collector(collect) : null
   const err = collect > 0 ? new Collector(collect) : null
@@ -89,10 +101,13 @@ export async function runExec(
     {
       method: 'POST',
       path: '/v1/exec',
-      headers: { 'x-exec-spec': JSON.stringify(spec) },
+      headers: send.headers,
       signal: opts.signal,
     },
-    (s) => writeStdin(s, opts.stdin),
+    (s) => {
+      if (send.preamble) s.write(send.preamble)
+      writeStdin(s, opts.stdin)
+    },
   )
   return new Promise<ExecResult>((resolve, reject) => {
     const decoder = new FrameDecoder()

@@ -8,6 +8,8 @@ export {
   GuestUnavailableError,
 } from './errors.ts'
 export type { ExecOptions, ExecResult, ExecSpec } from './exec.ts'
+/** The exec limits the API, this client and the agent share (agent/protocol.ts). */
+export { commandProblem, ENV_KEY_RE, envProblem, EXEC_LIMITS } from '../../agent/protocol.ts'
 export { PtyHandle } from './pty.ts'
 export type { PtySpec } from './pty.ts'
 export type {

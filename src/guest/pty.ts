@@ -6,7 +6,9 @@ import { z } from 'zod'
 import type { PtySpec } from '../../agent/protocol.ts'
 import type { PortConnection } from './connection.ts'
 import { GuestProtocolError } from './errors.ts'
+import { validateSpec } from './exec.ts'
 import { openStream, requestJson } from './request.ts'
+import { specRequest } from './spec-form.ts'
 import { PtyExitSchema, type PtyExit } from './types.ts'
 
 export type { PtySpec }
@@ -88,16 +90,22 @@ export class PtyHandle extends EventEmitter {
   }
 }
 
+/** `agentVersion`: what the agent reported in its health answer (spec-form.ts); null if unknown. */
 export async function openPty(
   bulk: PortConnection,
   control: PortConnection,
   spec: PtySpec,
+  agentVersion: string | null = null,
 ): Promise<PtyHandle> {
-  const { stream, headers } = await openStream(bulk, {
-    method: 'POST',
-    path: '/v1/pty',
-    headers: { 'x-pty-spec': JSON.stringify(spec) },
-  })
+  validateSpec(spec, 'pty')
+  const send = specRequest('pty', spec, agentVersion)
+  const { stream, headers } = await openStream(
+    bulk,
+    { method: 'POST', path: '/v1/pty', headers: send.headers },
+    (s) => {
+      if (send.preamble) s.write(send.preamble)
+    },
+  )
   const id = String(headers['x-pty-id'] ?? '')
   if (!PTY_ID_RE.test(id)) {
     stream.close(http2.constants.NGHTTP2_CANCEL)

@@ -2,7 +2,7 @@
 import http2 from 'node:http2'
 import { Transform, type Readable } from 'node:stream'
 import type { PortConnection } from './connection.ts'
-import { GuestProtocolError } from './errors.ts'
+import { GuestError, GuestProtocolError } from './errors.ts'
 import { openStream, query } from './request.ts'
 import { LogLineSchema, type LogLine } from './types.ts'
 
@@ -18,16 +18,20 @@ export async function fileStream(
     bulk,
     {
       method: 'GET',
-      path: `/v1/files${query({ path })}`,
+      path: `/v1/files${query({ path, max: o.maxBytes })}`,
       signal: o.signal,
       timeoutMs: o.timeoutMs,
     },
     (s) => s.end(),
   )
   const size = Number(headers['content-length'])
-  if (!Number.isSafeInteger(size) || size < 0 || size > o.maxBytes) {
+  if (!Number.isSafeInteger(size) || size < 0) {
     stream.close(http2.constants.NGHTTP2_CANCEL)
-    throw new GuestProtocolError(`${path}: size ${headers['content-length']} not within maxBytes`)
+    throw new GuestProtocolError(`${path}: bad size ${headers['content-length']}`)
+  }
+  if (size > o.maxBytes) {
+    stream.close(http2.constants.NGHTTP2_CANCEL)
+    throw fileTooLarge(path, o.maxBytes)
   }
   let seen = 0
   const capped = new Transform({
@@ -46,6 +50,11 @@ export async function fileStream(
   capped.once('close', () => stream.close(http2.constants.NGHTTP2_CANCEL))
   stream.pipe(capped)
   return { size, mode: String(headers['x-file-mode'] ?? ''), stream: capped }
+}
+
+/** What the agent answers for a file over the caller's limit. */
+export function fileTooLarge(path: string, maxBytes: number): GuestError {
+  return new GuestError(413, 'TOO_LARGE', `${path} is larger than the limit of ${maxBytes} bytes`)
 }
 
 /** GET /v1/logs/follow: validated lines to `onLine` until the stream ends or `signal` aborts. */

@@ -1,5 +1,6 @@
 // Shapes of what the guest answers; every answer is parsed against these (the guest is untrusted).
 import { z } from 'zod'
+import { MAX_LOG_LINES } from '../../agent/protocol.ts'
 
 const str = (max = 4096) => z.string().max(max)
 
@@ -71,7 +72,7 @@ export const LogLineSchema = z.object({
 export type LogLine = z.infer<typeof LogLineSchema>
 
 export const LogsSchema = z.object({
-  lines: z.array(LogLineSchema).max(5000),
+  lines: z.array(LogLineSchema).max(MAX_LOG_LINES),
   has_more: z.boolean(),
   cursor: str(1024).nullable(),
 })

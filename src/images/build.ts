@@ -175,9 +175,21 @@ export async function findImage(
   imageDir: string,
   opts: { agentDir?: string } = {},
 ): Promise<ImageInfo | null> {
+  const dir = await currentImageDir(name, imageDir, opts)
+  return dir ? readImage(dir) : null
+}
+
+/**
+ * Where the current recipe of `name` is (or would be) built, offline; null when the recipe cannot
+ * be pinned without downloading (then no image of it can exist yet either).
+ */
+export async function currentImageDir(
+  name: ImageName,
+  imageDir: string,
+  opts: { agentDir?: string } = {},
+): Promise<string | null> {
   const resolved = await resolveInputs(name, path.resolve(imageDir), opts.agentDir, false, () => {})
-  if (!resolved) return null
-  return readImage(path.join(path.resolve(imageDir), imageDirName(name, resolved.hash)))
+  return resolved ? path.join(path.resolve(imageDir), imageDirName(name, resolved.hash)) : null
 }
 
 /** Every complete image in `imageDir`, current recipe or not (for listing and garbage collection). */

@@ -58,9 +58,10 @@ export function limitsRoutes(store: WorkspaceStore, capacity: { ramMb: number; v
     defineRoute({
       method: 'GET',
       path: '/capacity',
-      summary: 'Free capacity of this deployment (public)',
+      // Not public: the node's size and load tell an outsider how (and when) to exhaust it.
+      summary: 'Free capacity of this deployment',
       tag: 'system',
-      auth: 'public',
+      auth: 'user',
       rateClass: 'workspaces',
       response: capacitySchema,
       handler: async () => {

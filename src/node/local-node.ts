@@ -8,15 +8,19 @@ import { ApiError } from '../http/errors.ts'
 import { QemuDriver } from '../vm/qemu.ts'
 import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '../vm/types.ts'
 import { guestError } from './guest-errors.ts'
+import { resolveInstallation } from './installation.ts'
 import { launchSpecFor } from './launch.ts'
 import { Leases } from './leases.ts'
 import { TunnelHost } from './tunnel.ts'
 import { DiskSnapshots, sweepPartials, type SnapshotRef } from './disk-snapshots.ts'
+import { discardMemoryState } from '../vm/memory.ts'
 import { exists } from '../vm/proc.ts'
 import { hostDir } from '../vm/jail.ts'
 import { createEgressProxy, type EgressPolicy, type EgressProxy } from '../egress/index.ts'
 import type { Duplex } from 'node:stream'
-import type { NodeClient, NodeInfo, VmExit, WorkspaceSpec } from './types.ts'
+import { relayTarget } from './inbound.ts'
+import { registerImageUser } from '../images/gc.ts'
+import type { GuestPortTarget, NodeClient, NodeInfo, VmExit, WorkspaceSpec } from './types.ts'
 
 /**
  * The node on this host: QEMU VMs through the jailed driver, each reached through its guest
@@ -113,7 +117,7 @@ export class LocalNode extends GuestCalls implements NodeClient {
       await this.driver.stop(id, { timeoutMs })
     }
     // Stopped means the next start boots from the disk: a memory state would no longer match it.
-    await fs.rm(this.memoryFile(id), { force: true })
+    await discardMemoryState(this.memoryFile(id))
     await this.leases.release(id)
   }
 
@@ -138,7 +142,7 @@ export class LocalNode extends GuestCalls implements NodeClient {
     // A fork's new workspace has no directory yet: provisioning makes it, with its jail uid.
     if (!(await exists(this.diskOf(spec.id)))) await this.provision(spec)
     await this.snapshots.restore(from, await this.stoppedDisk(spec))
-    await fs.rm(this.memoryFile(spec.id), { force: true })
+    await discardMemoryState(this.memoryFile(spec.id))
     await this.provision(spec) // back to the workspace's size and owned by its jail uid
   }
 
@@ -218,12 +222,12 @@ export class LocalNode extends GuestCalls implements NodeClient {
     }
   }
 
-  async forwardPort(id: string, guestPort: number): Promise<{ host: string; port: number }> {
+  async forwardPort(id: string, guestPort: number): Promise<GuestPortTarget> {
     const handle = this.driver.get(id)
     if (!handle) throw new ApiError('WORKSPACE_UNAVAILABLE', `workspace ${id} is not running here`)
     // One forward per guest port for the VM's lifetime: QEMU drops them all when it exits.
     const existing = handle.hostfwds.find((f) => f.guestPort === guestPort)
-    if (existing) return { host: '127.0.0.1', port: existing.hostPort }
+    if (existing) return relayTarget(handle.sockets.inbound, existing.nsPort)
     let pending = this.forwarding.get(`${id}:${guestPort}`)
     if (!pending) {
       pending = this.driver.addHostFwd(id, guestPort)
@@ -232,7 +236,7 @@ export class LocalNode extends GuestCalls implements NodeClient {
         .finally(() => this.forwarding.delete(`${id}:${guestPort}`))
         .catch(() => undefined)
     }
-    return { host: '127.0.0.1', port: await pending }
+    return relayTarget(handle.sockets.inbound, await pending)
   }
 
   async close(): Promise<void> {
@@ -317,7 +321,11 @@ export async function createLocalNode(config: Config): Promise<NodeClient> {
     })
   }
   const vmsDir = path.join(config.dataDir, 'vms')
-  await fs.mkdir(vmsDir, { recursive: true, mode: 0o711 })
+  await fs.mkdir(vmsDir, { recursive: true, mode: 0o700 })
+  // Our disks sit on images there: another installation's `rig image gc` must see them.
+  await registerImageUser(config.imageDir, config.dataDir).catch(() => undefined)
+  const own = await resolveInstallation({ dataDir: config.dataDir, ...config.jail })
   const leases = await Leases.open(path.join(config.dataDir, 'node', 'leases.json'))
-  return new LocalNode(config, new QemuDriver({ vmsDir, accel: config.accel }), leases)
+  const driver = new QemuDriver({ vmsDir, accel: config.accel, ...own })
+  return new LocalNode(config, driver, leases)
 }

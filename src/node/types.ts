@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { SnapshotRef } from './disk-snapshots.ts'
 
@@ -76,6 +77,15 @@ export interface GuestListeningPort {
   pid: number | null
 }
 
+/**
+ * How this host reaches a guest TCP port (router, SSH gateway, app health): a fresh connection per
+ * `connect()`, already usable (writes queue until it connects). `key` names the way, for pools.
+ */
+export interface GuestPortTarget {
+  key: string
+  connect(): Socket
+}
+
 export interface NodeInfo {
   id: string
   accel: string
@@ -127,10 +137,10 @@ export interface NodeClient {
   ): Promise<void>
   listeningPorts(id: string): Promise<GuestListeningPort[]>
   /**
-   * A loopback port on this host that reaches `guestPort` in the VM (QEMU hostfwd), made on
-   * first use and gone when the VM stops. Inbound traffic (router, SSH gateway) uses it.
+   * The way from this host to `guestPort` in the VM, made on first use and gone when the VM stops.
+   * Inbound traffic (router, SSH gateway) uses it; nothing else on the host can reach the port.
    */
-  forwardPort(id: string, guestPort: number): Promise<{ host: string; port: number }>
+  forwardPort(id: string, guestPort: number): Promise<GuestPortTarget>
   /** Serves the VM bridge (`172.16.0.1:9090` in every VM): connections arrive tagged by VM. */
   setBridge(handler: (conn: Duplex, workspaceId: string) => void): void
   close(): Promise<void>

@@ -16,6 +16,8 @@ export interface Credentials {
   caller: Caller | null
   /** A platform key was presented and refused. */
   badKey: boolean
+  /** Too many failed authentications from this address: try again in this many seconds. */
+  retryAfterS?: number
 }
 
 function platformBearer(headers: http.IncomingHttpHeaders): string | null {
@@ -24,7 +26,7 @@ function platformBearer(headers: http.IncomingHttpHeaders): string | null {
 }
 
 /** The values of every `rigbox_session` cookie in the request (an app may toss its own in). */
-function sessionCookies(headers: http.IncomingHttpHeaders): string[] {
+export function sessionCookies(headers: http.IncomingHttpHeaders): string[] {
   const out: string[] = []
   for (const part of (headers.cookie ?? '').split(';')) {
     const eq = part.indexOf('=')
@@ -35,17 +37,22 @@ function sessionCookies(headers: http.IncomingHttpHeaders): string[] {
 
 export async function authenticate(
   deps: RouterDeps,
-  headers: http.IncomingHttpHeaders,
+  req: http.IncomingMessage,
   subdomain: string,
 ): Promise<Credentials> {
+  const { headers } = req
   const key = platformBearer(headers)
   if (key) {
-    const caller = await deps.authenticateKey(key)
+    const caller = await deps.authenticateKey(key, req.socket.remoteAddress ?? '')
+    if (caller && 'retryAfterS' in caller)
+      return { caller: null, badKey: true, retryAfterS: caller.retryAfterS }
     return { caller, badKey: !caller }
   }
   for (const value of sessionCookies(headers)) {
+    // The signature keeps forgeries away from the database; the session's row decides.
     const claims = verifySession(deps.sessionSecret, value, subdomain)
-    if (claims) return { caller: { userId: claims.userId, email: claims.email }, badKey: false }
+    const caller = claims && (await deps.sessionCaller(claims.id, subdomain))
+    if (caller) return { caller, badKey: false }
   }
   return { caller: null, badKey: false }
 }

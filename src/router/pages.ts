@@ -10,6 +10,8 @@ export interface RouterError {
   message: string
   /** Extra sentence for the HTML page only. */
   hint?: string
+  /** Extra response headers (e.g. Retry-After). */
+  headers?: Record<string, string>
 }
 
 const titles: Record<number, string> = {
@@ -17,6 +19,8 @@ const titles: Record<number, string> = {
   401: 'Not signed in',
   403: 'Not allowed',
   404: 'No such app',
+  429: 'Too many attempts',
+  431: 'Request headers too large',
   500: 'Router error',
   502: 'App unavailable',
   504: 'App timed out',
@@ -36,7 +40,11 @@ export function renderError(
   err: RouterError,
   accept: string | undefined,
 ): { headers: Record<string, string>; body: string } {
-  const base = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' }
+  const base = {
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...err.headers,
+  }
   if (!wantsHtml(accept)) {
     const body = JSON.stringify({ error: { code: err.code, message: err.message } })
     return { headers: { ...base, 'content-type': 'application/json; charset=utf-8' }, body }
@@ -61,13 +69,23 @@ h1{font-size:1.4rem}code{background:#eee;padding:0 .2em}small{color:#777}</style
   }
 }
 
-export function sendError(req: http.IncomingMessage, res: http.ServerResponse, err: RouterError) {
+/** `close`: the connection ends after this answer (the request's framing cannot be trusted). */
+export function sendError(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  err: RouterError,
+  opts: { close?: boolean } = {},
+) {
   if (res.headersSent) {
     res.destroy()
     return
   }
   const { headers, body } = renderError(err, req.headers.accept)
-  res.writeHead(err.status, { ...headers, 'content-length': Buffer.byteLength(body) })
+  res.writeHead(err.status, {
+    ...headers,
+    'content-length': Buffer.byteLength(body),
+    ...(opts.close && { connection: 'close' }),
+  })
   res.end(req.method === 'HEAD' ? undefined : body)
 }
 
@@ -84,6 +102,11 @@ export function rawErrorResponse(err: RouterError, accept: string | undefined): 
 
 export const errors = {
   badRequest: (message: string): RouterError => ({ status: 400, code: 'BAD_REQUEST', message }),
+  headersTooLarge: (): RouterError => ({
+    status: 431,
+    code: 'HEADERS_TOO_LARGE',
+    message: 'The request line and headers are too large.',
+  }),
   notFound: (): RouterError => ({
     status: 404,
     code: 'APP_NOT_FOUND',
@@ -93,6 +116,12 @@ export const errors = {
     status: 401,
     code: 'UNAUTHORIZED',
     message: 'The API key is not valid.',
+  }),
+  rateLimited: (retryAfterS: number): RouterError => ({
+    status: 429,
+    code: 'RATE_LIMITED',
+    message: `Too many failed sign-ins from your address. Try again in ${retryAfterS} s.`,
+    headers: { 'retry-after': String(retryAfterS) },
   }),
   forbidden: (visibility: string, signedIn: boolean): RouterError => ({
     status: 403,

@@ -3,15 +3,17 @@ import http from 'node:http'
 import https from 'node:https'
 import type net from 'node:net'
 import { authenticate, isAllowed } from './access.ts'
+import { answerPreflight, isPreflight } from './cors.ts'
+import { requestFraming } from './framing.ts'
 import type { ForwardContext } from './headers.ts'
 import { parseHost } from './host.ts'
 import { silentLogger, type RouterLogger } from './log.ts'
 import { handleReserved, RESERVED_PREFIX } from './login.ts'
-import { errors, sendError, type RouterError } from './pages.ts'
+import { errors, rawErrorResponse, sendError, type RouterError } from './pages.ts'
 import { forwardHttp, Upstreams, type ProxyTimeouts, type Target } from './proxy.ts'
 import { ensureWildcardCertificate } from './tls.ts'
 import type { AppRoute, RouterDeps } from './types.ts'
-import { forwardUpgrade, refuseUpgrade } from './upgrade.ts'
+import { forwardUpgrade, refuseUpgrade, upgradeHasBody } from './upgrade.ts'
 
 export interface RouterOptions {
   /** Listen address for both servers; default 127.0.0.1. */
@@ -38,7 +40,8 @@ export interface Router {
 const DOMAIN =
   /^(?=.{1,200}$)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*$/
 
-type Decision = { error: RouterError } | { route: AppRoute; target: Target }
+/** `denied`: the caller failed the access check (as opposed to the app being unreachable). */
+type Decision = { error: RouterError; denied?: boolean } | { route: AppRoute; target: Target }
 
 /**
  * The app router: `<sub>.<domain>` → access check → the app's loopback port. Everything that
@@ -55,6 +58,12 @@ export async function createRouter(deps: RouterDeps, opts: RouterOptions): Promi
   }
   const upstreams = new Upstreams()
   const upgraded = new Set<net.Socket>()
+  // The request each client connection is being answered for: a body that breaks its framing
+  // midway surfaces as a clientError on the socket, and is answered on that request.
+  const inFlight = new WeakMap<
+    net.Socket,
+    { req: http.IncomingMessage; res: http.ServerResponse }
+  >()
   const track = (s: net.Socket) => {
     upgraded.add(s)
     s.once('close', () => upgraded.delete(s))
@@ -67,13 +76,14 @@ export async function createRouter(deps: RouterDeps, opts: RouterOptions): Promi
       port: port ?? (proto === 'https' ? 443 : 80),
     }) satisfies ForwardContext
 
-  async function admit(req: http.IncomingMessage, route: AppRoute, checkAccess: boolean) {
+  async function admit(req: http.IncomingMessage, route: AppRoute): Promise<Decision> {
     // A public app needs no caller; its platform credentials are still stripped on the way.
-    if (checkAccess && route.visibility !== 'public') {
-      const cred = await authenticate(deps, req.headers, route.subdomain)
-      if (cred.badKey) return { error: errors.badKey() }
+    if (route.visibility !== 'public') {
+      const cred = await authenticate(deps, req, route.subdomain)
+      if (cred.retryAfterS) return { error: errors.rateLimited(cred.retryAfterS), denied: true }
+      if (cred.badKey) return { error: errors.badKey(), denied: true }
       if (!isAllowed(route, cred.caller))
-        return { error: errors.forbidden(route.visibility, !!cred.caller) }
+        return { error: errors.forbidden(route.visibility, !!cred.caller), denied: true }
     }
     const target = await deps.upstream(route)
     if ('error' in target)
@@ -90,21 +100,33 @@ export async function createRouter(deps: RouterDeps, opts: RouterOptions): Promi
 
   const onRequest =
     (proto: 'http' | 'https') => async (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const current = { req, res }
+      inFlight.set(req.socket, current)
+      res.once('close', () => {
+        if (inFlight.get(req.socket) === current) inFlight.delete(req.socket)
+      })
       const url = req.url ?? ''
+      const framing = requestFraming(req)
+      // Where this body ends is unclear, so where the next request starts is too: close after.
+      if ('error' in framing)
+        return sendError(req, res, errors.badRequest(framing.error), { close: true })
       // Absolute-form targets would let the URL and Host disagree about which app is meant.
       if (!url.startsWith('/')) return sendError(req, res, errors.badRequest('Bad request target.'))
       const found = await findRoute(req)
       if (!found) return sendError(req, res, errors.notFound())
       if (url.startsWith(RESERVED_PREFIX))
         return handleReserved(deps, found.route, proto === 'https', req, res)
-      // CORS preflights carry no credentials by design; the app answers them itself.
-      const preflight =
-        req.method === 'OPTIONS' &&
-        !!req.headers.origin &&
-        !!req.headers['access-control-request-method']
-      const d: Decision = await admit(req, found.route, !preflight)
-      if ('error' in d) return sendError(req, res, d.error)
-      forwardHttp(d.target, req, res, context(req, proto, found.port), timeouts, upstreams, log)
+      const ctx = context(req, proto, found.port)
+      const d = await admit(req, found.route)
+      if ('error' in d) {
+        // Browsers send preflights without credentials: the router answers those itself.
+        if (d.denied && isPreflight(req))
+          return answerPreflight(deps, domain, found.route, req, res, ctx)
+        return sendError(req, res, d.error)
+      }
+      // Answered meanwhile (its body broke its framing) or gone: nothing to forward.
+      if (res.writableEnded || res.destroyed) return
+      forwardHttp(d.target, req, res, framing, ctx, timeouts, upstreams, log)
     }
 
   const onUpgrade =
@@ -113,10 +135,14 @@ export async function createRouter(deps: RouterDeps, opts: RouterOptions): Promi
       track(socket)
       socket.on('error', () => socket.destroy())
       const url = req.url ?? ''
+      const framing = requestFraming(req)
+      if ('error' in framing) return refuseUpgrade(req, socket, errors.badRequest(framing.error))
+      if (upgradeHasBody(req))
+        return refuseUpgrade(req, socket, errors.badRequest('An upgrade request has no body.'))
       const found = url.startsWith('/') ? await findRoute(req) : null
       if (!found || url.startsWith(RESERVED_PREFIX))
         return refuseUpgrade(req, socket, errors.notFound())
-      const d: Decision = await admit(req, found.route, true)
+      const d = await admit(req, found.route)
       if ('error' in d) return refuseUpgrade(req, socket, d.error)
       const ctx = context(req, proto, found.port)
       forwardUpgrade(d.target, req, socket, head, ctx, timeouts, log, track)
@@ -142,9 +168,27 @@ export async function createRouter(deps: RouterDeps, opts: RouterOptions): Promi
         refuseUpgrade(req, socket, errors.internal()),
       ),
     )
-    server.on('clientError', (_err, socket: net.Socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
-      else socket.destroy()
+    // Requests Node's parser refuses (see framing.ts), in the router's error shape; then close.
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: net.Socket) => {
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+      const answer = tooLarge
+        ? errors.headersTooLarge()
+        : errors.badRequest('The request is malformed or its framing is ambiguous.')
+      const current = inFlight.get(socket)
+      if (current && !current.res.writableEnded) {
+        if (current.req.complete) {
+          // A later pipelined request is bad: finish this answer, then close.
+          if (!current.res.headersSent) current.res.setHeader('connection', 'close')
+          current.res.once('finish', () => socket.end())
+        } else if (current.res.headersSent) socket.destroy()
+        // Its head was fine, its body broke framing: any upstream copy is torn down as the
+        // request ends incomplete (proxy.ts).
+        else sendError(current.req, current.res, answer, { close: true })
+        return
+      }
+      if (!socket.writable || err.code === 'ECONNRESET') return socket.destroy()
+      socket.end(rawErrorResponse(answer, undefined))
+      socket.setTimeout(5000, () => socket.destroy())
     })
     return server
   }

@@ -4,9 +4,13 @@ import crypto from 'node:crypto'
  * Login tokens (in a link, minutes) and sessions (in a cookie, hours) share one format:
  * base64url(JSON payload) "." base64url(HMAC-SHA256). The HMAC input starts with the token's
  * purpose, so a login token is never accepted as a session or the other way round, and the
- * payload names the subdomain, so neither carries over to another app.
+ * payload names the subdomain, so neither carries over to another app. The signature only spares
+ * the database forged tokens: each names a row (`id`) that must still be there, a link's row is
+ * used up by its first visit and a session's row ends with logout or its key.
  */
 export interface TokenClaims {
+  /** The login link's or the session's row id. */
+  id: string
   subdomain: string
   userId: string
   email: string
@@ -26,7 +30,13 @@ function mac(secret: Buffer, purpose: Purpose, body: string): Buffer {
 
 function sign(secret: Buffer, purpose: Purpose, claims: TokenClaims): string {
   const body = Buffer.from(
-    JSON.stringify({ s: claims.subdomain, u: claims.userId, e: claims.email, x: claims.expiresAt }),
+    JSON.stringify({
+      i: claims.id,
+      s: claims.subdomain,
+      u: claims.userId,
+      e: claims.email,
+      x: claims.expiresAt,
+    }),
   ).toString('base64url')
   return `${body}.${mac(secret, purpose, body).toString('base64url')}`
 }
@@ -52,20 +62,29 @@ function verify(
     return null
   }
   if (!p || typeof p !== 'object') return null
-  const { s, u, e, x } = p as Record<string, unknown>
+  const { i, s, u, e, x } = p as Record<string, unknown>
+  if (typeof i !== 'string' || !i || i.length > 100) return null
   if (typeof s !== 'string' || typeof u !== 'string' || typeof e !== 'string') return null
   if (typeof x !== 'number' || !(x > now)) return null
   if (s !== subdomain) return null
-  return { subdomain: s, userId: u, email: e, expiresAt: x }
+  return { id: i, subdomain: s, userId: u, email: e, expiresAt: x }
 }
 
 /** A signed, short-lived login link token for one app's subdomain (the API hands it out). */
 export function issueLoginToken(
   secret: Buffer,
-  opts: { subdomain: string; userId: string; email: string; ttlMs: number; now?: number },
+  opts: {
+    id: string
+    subdomain: string
+    userId: string
+    email: string
+    ttlMs: number
+    now?: number
+  },
 ): string {
   const ttl = Math.min(Math.max(0, opts.ttlMs), MAX_LOGIN_TTL_MS)
   return sign(secret, 'login', {
+    id: opts.id,
     subdomain: opts.subdomain.toLowerCase(),
     userId: opts.userId,
     email: opts.email.toLowerCase(),
@@ -82,13 +101,9 @@ export function verifyLoginToken(
   return verify(secret, 'login', token, subdomain, now)
 }
 
-export function issueSession(
-  secret: Buffer,
-  claims: Omit<TokenClaims, 'expiresAt'>,
-  now = Date.now(),
-): { value: string; expiresAt: number } {
-  const expiresAt = now + SESSION_TTL_MS
-  return { value: sign(secret, 'session', { ...claims, expiresAt }), expiresAt }
+/** The cookie value for a session the control plane has recorded (its id and expiry). */
+export function issueSession(secret: Buffer, claims: TokenClaims): string {
+  return sign(secret, 'session', claims)
 }
 
 export function verifySession(

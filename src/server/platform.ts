@@ -8,6 +8,7 @@ import { createRouter, type Router } from '../router/index.ts'
 import { startSshGateway, type SshGateway } from '../ssh/gateway.ts'
 import { gatewayDeps } from '../sshkeys/gateway-deps.ts'
 import { createBridge } from '../bridge/server.ts'
+import { collectOwnImages } from '../images/gc.ts'
 
 export interface Platform {
   app: FastifyInstance
@@ -31,6 +32,9 @@ export async function startPlatform(
   // Disk work cut short by a crash is settled first: the reconciler must not start a half fork.
   await app.rigbox.snapshots.recover()
   await app.rigbox.reconciler.recover()
+  // Old guest images that no disk needs any more go, beside the rest of start-up (images.md).
+  const { imageDir, dataDir } = config
+  const imageGc = node ? collectOwnImages({ imageDir, dataDir }, app.log) : Promise.resolve()
   await app.listen({ host: config.host, port: config.port })
   const router = await createRouter(routerDeps(app, config.domain), {
     host: config.host,
@@ -56,6 +60,7 @@ export async function startPlatform(
       await router.close()
       await app.close()
       await bridge.close()
+      await imageGc
     },
   }
 }

@@ -17,6 +17,9 @@ async function createNode(config: Config, log: (msg: string) => void): Promise<N
 /** `rigbox serve`: the whole platform on one host. Resolves once listening. */
 export async function serve(env = process.env): Promise<Platform> {
   const config = loadConfig(env)
+  // Everything the server writes is for root's eyes only unless it says otherwise (guest images,
+  // built by `rig image build`, and the jail's files set their modes explicitly).
+  process.umask(0o077)
   const node = await createNode(config, (m) => console.error(m))
   const platform = await startPlatform(config, node)
   const { app, router, ssh } = platform

@@ -35,8 +35,7 @@ export function connectGuest(login: GuestLogin): Promise<Client> {
       }
     })
     client.connect({
-      host: address.host,
-      port: address.port,
+      sock: address.connect(),
       username: login.username,
       privateKey: login.privateKey,
       // Only our key: never fall back to an agent or other methods on the guest.
@@ -45,8 +44,8 @@ export function connectGuest(login: GuestLogin): Promise<Client> {
       keepaliveInterval: login.keepaliveIntervalMs,
       keepaliveCountMax: 3,
       readyTimeout: login.readyTimeoutMs ?? 20_000,
-      // Loopback to a port the node gave us; pinning (when the node knows the key) guarantees the
-      // port still leads to this workspace's VM and not one that inherited it.
+      // A way the node gave us; pinning (when the node knows the key) guarantees it still leads to
+      // this workspace's VM and not one that inherited it.
       hostVerifier: pinned ? (key: Buffer) => key.equals(pinned) : undefined,
     })
   })

@@ -43,7 +43,7 @@ export async function loadOrCreateKeyPair(file: string, comment = 'rigbox'): Pro
   const publicKey = `${parsed.type} ${blob.toString('base64')} ${parsed.comment || comment}`
   const pubFile = `${file}.pub`
   if ((await readIfExists(pubFile)) === undefined) {
-    await fs.writeFile(pubFile, publicKey + '\n', { mode: 0o644 })
+    await fs.writeFile(pubFile, publicKey + '\n', { mode: 0o600 })
   }
   return { privateKey: text, publicKey, fingerprint: fingerprint(blob) }
 }

@@ -1,3 +1,5 @@
+import type { Duplex } from 'node:stream'
+
 /** The seam between the SSH gateway and the rest of Rigbox (store, node). */
 
 export interface SshTarget {
@@ -8,11 +10,11 @@ export interface SshTarget {
 }
 
 export interface GuestSshAddress {
-  host: string
-  port: number
+  /** A new connection to the guest's sshd (usable at once: writes queue until it connects). */
+  connect(): Duplex
   /**
    * The guest sshd's public host key (OpenSSH line). When given, the gateway refuses any other
-   * key, so a forwarding port reused by another VM can never receive this user's session.
+   * key, so a way reused by another VM can never receive this user's session.
    */
   hostKey?: string
 }
@@ -22,7 +24,7 @@ export interface GatewayDeps {
   resolve(username: string): Promise<SshTarget | null>
   /** The owner's registered public keys (OpenSSH lines). */
   ownerKeys(ownerId: string): Promise<string[]>
-  /** Loopback address forwarding to the guest's sshd (port 22), or null if not running. */
+  /** The way to the guest's sshd (port 22), or null if not running. */
   guestSshd(workspaceId: string): Promise<GuestSshAddress | null>
   /** The gateway's own client key, which the node installs in the guest for `developer`. */
   gatewayKey: { privateKey: string; publicKey: string }

@@ -1,20 +1,17 @@
 import { z } from 'zod'
 import { defineRoute } from '../http/route.ts'
-import { vmSchema } from '../workspaces/schemas.ts'
+import { dnsLabel, envVarsSchema, vmSchema } from '../workspaces/schemas.ts'
 import type { WorkspaceService } from '../workspaces/service.ts'
 import { templateSchema, templates } from './catalog.ts'
 
 const quickDeployRequest = z
   .object({
     template_id: z.string().min(1),
-    name: z
-      .string()
-      .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label')
-      .nullish(),
+    name: dnsLabel.nullish(),
     ram_mb: z.number().int().min(0).nullish(),
     vcpu_count: z.number().int().min(0).nullish(),
     disk_size_mb: z.number().int().min(0).nullish(),
-    env_vars: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).nullish(),
+    env_vars: envVarsSchema.nullish(),
     app_params: z.record(z.string(), z.record(z.string(), z.string())).nullish(),
     catalog_ids: z.array(z.string()).optional(),
     setup_script_ids: z.array(z.string()).nullish(),

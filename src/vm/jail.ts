@@ -11,14 +11,20 @@ import {
   writeFile,
 } from 'node:fs/promises'
 import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { run } from './proc.ts'
 
 /**
  * The jail, after Firecracker's jailer: per VM a uid of its own, cgroup v1 limits, a bubblewrap
- * mount/pid/ipc/uts/cgroup namespace with only /usr, /dev, /proc, a tmpfs /tmp, the VM's directory
- * and the image files, then setpriv to the uid with no capabilities and no_new_privs, then QEMU's
- * own seccomp sandbox. The host network namespace is kept on purpose: hostfwd must listen on the
- * host's loopback.
+ * mount/pid/ipc/uts/cgroup/network namespace with only /usr, /dev, /proc, a tmpfs /tmp, the VM's
+ * directory and the image files, then setpriv to the uid with no capabilities and no_new_privs,
+ * then QEMU's own seccomp sandbox.
+ *
+ * The network namespace is the VM's own and holds nothing but loopback: QEMU's slirp `hostfwd`
+ * listeners live there, out of reach of every process in the host's namespace (other local users,
+ * other VMs' QEMUs), and QEMU itself reaches nothing on the host. The inbound relay
+ * (inbound-relay.py), started beside QEMU in the same jail, is the one way in: a unix socket in the
+ * VM's directory that only root (router, SSH gateway) can open. docs/networking.md.
  *
  * VM directory layout: the directory and what QEMU writes are owned by the VM's uid (mode 0700),
  * bound at /vm. Its `host/` subdirectory is root's and masked by a tmpfs inside the jail (a mount
@@ -33,6 +39,10 @@ export const JAIL_IMAGE = {
   rootfs: '/image/rootfs.img',
 }
 export const HOST_SUBDIR = 'host'
+/** The inbound relay's socket, in the VM dir (host path: `<vmDir>/inbound.sock`). */
+export const INBOUND_SOCKET = 'inbound.sock'
+const RELAY_SCRIPT = fileURLToPath(new URL('./inbound-relay.py', import.meta.url))
+const JAIL_RELAY = '/rigbox/inbound-relay.py'
 
 export interface JailRecord {
   uid: number
@@ -146,7 +156,8 @@ export interface BwrapOptions {
 export function buildBwrapArgs(o: BwrapOptions): string[] {
   // No --die-with-parent: QEMU must outlive a crash of the server so the next start can adopt it.
   const args = [
-    ...['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup', '--new-session'],
+    ...['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup', '--unshare-net'],
+    '--new-session',
     ...['--clearenv', '--setenv', 'PATH', '/usr/bin:/bin'],
     ...['--ro-bind', '/usr', '/usr'],
     // Debian's merged /usr: the top-level dirs are symlinks into it, as on the host.
@@ -159,6 +170,15 @@ export function buildBwrapArgs(o: BwrapOptions): string[] {
     ...['--ro-bind', o.image.kernelPath, JAIL_IMAGE.kernel],
     ...['--ro-bind', o.image.initrdPath, JAIL_IMAGE.initrd],
     ...['--ro-bind', o.image.rootfsPath, JAIL_IMAGE.rootfs],
+    ...[
+      '--perms',
+      '0755',
+      '--dir',
+      path.dirname(JAIL_RELAY),
+      '--ro-bind',
+      RELAY_SCRIPT,
+      JAIL_RELAY,
+    ],
   ]
   if (o.kvm) args.push('--dev-bind', '/dev/kvm', '/dev/kvm')
   args.push('--chdir', JAIL_VM_DIR)
@@ -214,7 +234,14 @@ export function launchDetached(o: LaunchOptions): ChildProcess {
   return child
 }
 
-/** The whole jailed command line: bubblewrap, then setpriv, then the VMM. */
+/**
+ * Starts the inbound relay in the background, then becomes the VMM (exec: same pid, so the VMM is
+ * the process the host tracks and the relay's parent, whose death ends the relay).
+ */
+const WITH_RELAY = `/usr/bin/python3 -I -S ${JAIL_RELAY} ${JAIL_VM_DIR}/${INBOUND_SOCKET} &
+exec "$@"`
+
+/** The whole jailed command line: bubblewrap, then setpriv, then the relay and the VMM. */
 export function jailedCommand(o: {
   vmDir: string
   image: BwrapOptions['image']
@@ -230,6 +257,7 @@ export function jailedCommand(o: {
     'setpriv',
     ...buildSetprivArgs(o.uid, o.groups),
     '--',
+    ...['/bin/sh', '-c', WITH_RELAY, 'rigbox-jail'],
     ...o.vmm,
   ]
 }

@@ -5,8 +5,17 @@ import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { commitPartial, PARTIAL } from '../lib/durable.ts'
 import { JAIL_VM_DIR } from './jail.ts'
+import { recordFile, recordMachine } from './memory-compat.ts'
 import { sleep } from './proc.ts'
 import type { QmpClient } from './qmp.ts'
+
+export { checkResumable, MemoryStateMismatch } from './memory-compat.ts'
+
+/** Removes a memory state and the record of the machine it was saved on. */
+export async function discardMemoryState(file: string): Promise<void> {
+  await rm(file, { force: true })
+  await rm(recordFile(file), { force: true })
+}
 
 /**
  * Memory snapshots: QEMU's migration stream (RAM, CPU and device state) written to a file and
@@ -42,14 +51,16 @@ async function untilMigrated(qmp: QmpClient, timeoutMs: number): Promise<void> {
 
 /**
  * Stops the guest's vCPUs and writes its whole state to `file` (atomically: `.partial`, fsync,
- * rename). The guest stays paused in QEMU afterwards and its disk is flushed and no longer
- * written, so the caller quits QEMU next; on failure the guest is resumed and the file absent.
+ * rename), with the record of the machine it needs to be loaded (`checkResumable`) beside it.
+ * The guest stays paused in QEMU afterwards and its disk is flushed and no longer written, so
+ * the caller quits QEMU next; on failure the guest is resumed and the file absent.
  */
 export async function saveMemory(
   qmp: QmpClient,
   vmDir: string,
   uid: number,
   file: string,
+  pid: number,
   timeoutMs = 300_000,
 ): Promise<{ bytes: number }> {
   const hostSocket = path.join(vmDir, SAVE_SOCKET)
@@ -69,6 +80,7 @@ export async function saveMemory(
   let wasRunning = false
   try {
     await chown(hostSocket, uid, uid)
+    await recordMachine(file, qmp, pid)
     wasRunning = (await qmp.execute<{ running: boolean }>('query-status')).running
     if (wasRunning) await qmp.execute('stop')
     // QEMU's default cap (128 MiB/s) throttles a local file copy for no reason.

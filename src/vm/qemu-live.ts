@@ -45,6 +45,7 @@ export class LiveVm {
         bulk: sock('bulk'),
         tunnel: sock('tunnel'),
         control: sock('qmp'),
+        inbound: sock('inbound'),
       },
       hostfwds: state.hostfwds,
       exited,

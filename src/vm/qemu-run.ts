@@ -16,7 +16,7 @@ export interface RunState {
   /** Whether a /dev/kvm ACL was set for the uid (to remove at destroy). */
   kvmAcl: boolean
   startedAt: string
-  hostfwds: Required<HostFwd>[]
+  hostfwds: HostFwd[]
 }
 
 export const runStateFile = (dir: string) => path.join(hostDir(dir), 'run.json')
@@ -134,7 +134,7 @@ export async function rotateLogs(dir: string): Promise<void> {
     await rename(file, file + '.1').catch(() => {})
   }
   for (const f of ['exit-status', 'run.json']) await rm(path.join(hostDir(dir), f), { force: true })
-  for (const s of ['qmp', 'agent', 'bulk', 'tunnel']) {
+  for (const s of ['qmp', 'agent', 'bulk', 'tunnel', 'inbound']) {
     await rm(path.join(dir, `${s}.sock`), { force: true })
   }
 }

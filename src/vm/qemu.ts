@@ -4,12 +4,12 @@ import path from 'node:path'
 import { chooseAccel, hostTscKhz, type AccelChoice, type AccelSetting } from './accel.ts'
 import { Cgroups, computeLimits, type JailLimits } from './cgroups.ts'
 import { createOverlay, resizeDisk } from './disks.ts'
-import { addHostFwd, removeHostFwd } from './hostfwd.ts'
+import { addHostFwd, nextNsPort, removeHostFwd } from './hostfwd.ts'
 import * as jail from './jail.ts'
 import { exists, raceTimeout, readTail, signalPid, sleep } from './proc.ts'
 import { buildQemuArgs, checkId, checkSpec } from './qemu-args.ts'
 import { LiveVm, type QemuVmHandle } from './qemu-live.ts'
-import { loadMemory, saveMemory } from './memory.ts'
+import { checkResumable, discardMemoryState, loadMemory, saveMemory } from './memory.ts'
 import * as runs from './qemu-run.ts'
 import { QmpClient } from './qmp.ts'
 import type { RunningVm, VmDriver, VmExit, VmLaunchSpec } from './types.ts'
@@ -83,6 +83,8 @@ export class QemuDriver implements VmDriver {
     if (await runs.findQemuInCgroup(this.cgroups, id)) {
       throw new Error(`VM ${id} has a QEMU running that this driver does not hold; adopt it`)
     }
+    // A memory state this QEMU cannot load is refused here, with what changed, not mid-load.
+    await checkResumable(spec, (await this.accel()).accel, this.opts.qemuBinary)
     await this.prepare(spec)
     for (const f of [spec.image.kernelPath, spec.image.initrdPath, spec.image.rootfsPath]) {
       if (((await stat(f)).mode & 0o004) === 0) {
@@ -97,7 +99,8 @@ export class QemuDriver implements VmDriver {
       memMb: spec.memMb,
       vcpus: spec.vcpus,
       tbSizeMb: accel === 'tcg' ? tbSizeMb : 0,
-      overheadMb: this.opts.memOverheadMb ?? 64,
+      // QEMU's own allocations beyond guest RAM, and the inbound relay (~10 MiB) in the same jail.
+      overheadMb: this.opts.memOverheadMb ?? 80,
       pidsMax: this.opts.pidsMax ?? 64,
     })
     if (this.opts.limits) limits = this.opts.limits(limits, spec)
@@ -160,12 +163,11 @@ export class QemuDriver implements VmDriver {
       }
       await runs.writeRunState(dir, state)
       const live = this.track(id, dir, state, qmp, child)
-      for (const f of spec.hostfwd ?? []) await this.addHostFwd(id, f.guestPort, f.hostPort)
       if (spec.resumeFrom) {
         await loadMemory(qmp, dir, spec.resumeFrom)
         // Consumed before the guest runs: from its first instruction the disk moves on, and the
         // same memory state resumed a second time would no longer match it.
-        await rm(spec.resumeFrom)
+        await discardMemoryState(spec.resumeFrom)
         await qmp.execute('cont')
       }
       return live.handle
@@ -229,7 +231,8 @@ export class QemuDriver implements VmDriver {
    */
   async suspend(id: string, file: string): Promise<{ bytes: number }> {
     const live = await this.hold(id)
-    const saved = await saveMemory(live.handle.qmp, live.handle.dir, live.state.uid, file)
+    const { qmp, dir, pid } = live.handle
+    const saved = await saveMemory(qmp, dir, live.state.uid, file, pid)
     // The guest is now paused for good: stop() quits it without a power button.
     await this.stop(id)
     return saved
@@ -309,20 +312,25 @@ export class QemuDriver implements VmDriver {
     await rm(vmDir, { recursive: true, force: true })
   }
 
-  async addHostFwd(id: string, guestPort: number, hostPort?: number): Promise<number> {
+  async addHostFwd(id: string, guestPort: number): Promise<number> {
     const live = await this.hold(id)
-    const port = await addHostFwd(live.handle.qmp, guestPort, hostPort)
-    live.state.hostfwds.push({ hostPort: port, guestPort })
+    const fwds = live.state.hostfwds
+    const existing = fwds.find((f) => f.guestPort === guestPort)
+    if (existing) return existing.nsPort
+    const nsPort = nextNsPort(fwds.map((f) => f.nsPort))
+    await addHostFwd(live.handle.qmp, guestPort, nsPort)
+    fwds.push({ guestPort, nsPort })
     await runs.writeRunState(live.handle.dir, live.state)
-    return port
+    return nsPort
   }
 
-  async removeHostFwd(id: string, hostPort: number): Promise<void> {
+  async removeHostFwd(id: string, guestPort: number): Promise<void> {
     const live = await this.hold(id)
-    await removeHostFwd(live.handle.qmp, hostPort)
     const fwds = live.state.hostfwds
-    const i = fwds.findIndex((f) => f.hostPort === hostPort)
-    if (i >= 0) fwds.splice(i, 1)
+    const i = fwds.findIndex((f) => f.guestPort === guestPort)
+    if (i < 0) return
+    await removeHostFwd(live.handle.qmp, fwds[i].nsPort)
+    fwds.splice(i, 1)
     await runs.writeRunState(live.handle.dir, live.state)
   }
 

@@ -13,10 +13,11 @@ export interface VmImage {
   cmdline: string
 }
 
+/** A guest TCP port reachable through the VM's inbound relay (`VmSockets.inbound`). */
 export interface HostFwd {
-  /** Loopback port on the host; 0 (or absent) picks a free one. */
-  hostPort?: number
   guestPort: number
+  /** The forward's port inside the VM's own network namespace: what the relay is asked for. */
+  nsPort: number
 }
 
 export interface VmLaunchSpec {
@@ -31,7 +32,6 @@ export interface VmLaunchSpec {
   diskMb: number
   /** The VM's lease in 172.16.0.0/24 (.2–.254); the guest receives it over DHCP. */
   ipAddress: string
-  hostfwd?: HostFwd[]
   /** Host path of a memory snapshot (`suspend`) to resume from instead of booting. */
   resumeFrom?: string
 }
@@ -62,6 +62,11 @@ export interface VmSockets {
   tunnel: string
   /** The VMM's control socket (QMP for QEMU). */
   control: string
+  /**
+   * The inbound relay (unix socket, root and the jail uid only): send a forward's `nsPort` and a
+   * newline, then the connection is the guest port's. The one way into the VM's network.
+   */
+  inbound: string
 }
 
 export interface VmHandle {
@@ -73,8 +78,8 @@ export interface VmHandle {
   uid: number
   accel: string
   sockets: VmSockets
-  /** Host forwards in place (host loopback port → guest port). */
-  hostfwds: Required<HostFwd>[]
+  /** Forwards in place (guest port → port in the VM's namespace), reached through `inbound`. */
+  hostfwds: HostFwd[]
   /** Settles once, when the VMM process is gone; never rejects. */
   exited: Promise<VmExit>
 }
@@ -106,9 +111,9 @@ export interface VmDriver {
   listRunning(): Promise<RunningVm[]>
   /** Kills it if running and removes every file and cgroup of it. */
   destroy(id: string, dir?: string): Promise<void>
-  /** Forwards a host loopback port to a guest TCP port; returns the host port. */
-  addHostFwd(id: string, guestPort: number, hostPort?: number): Promise<number>
-  removeHostFwd(id: string, hostPort: number): Promise<void>
+  /** Makes a guest TCP port reachable through the inbound relay (idempotent); its `nsPort`. */
+  addHostFwd(id: string, guestPort: number): Promise<number>
+  removeHostFwd(id: string, guestPort: number): Promise<void>
   get(id: string): VmHandle | undefined
 }
 

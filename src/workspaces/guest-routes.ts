@@ -2,8 +2,9 @@ import { z } from 'zod'
 import type { Config } from '../config/config.ts'
 import { ApiError } from '../http/errors.ts'
 import { defineRoute } from '../http/route.ts'
+import { commandProblem, EXEC_LIMITS } from '../guest/index.ts'
 import type { NodeClient } from '../node/types.ts'
-import { workspaceIdParams } from './schemas.ts'
+import { envVarsSchema, sharedCheck, workspaceIdParams } from './schemas.ts'
 import type { WorkspaceService } from './service.ts'
 import { streamLogs } from './log-stream.ts'
 import type { User } from '../auth/store.ts'
@@ -46,15 +47,20 @@ const logsResponse = z
   })
   .meta({ id: 'GetWorkspaceLogsResponse' })
 
+// The limits are the agent's own (agent/protocol.ts): what passes here runs exactly as sent.
 const execRequest = z
   .object({
     command: z
       .string()
       .min(1)
-      .max(256 * 1024),
+      .max(EXEC_LIMITS.commandBytes)
+      .superRefine(sharedCheck(commandProblem))
+      .describe(
+        `run as \`bash -lc\`; at most ${EXEC_LIMITS.commandBytes} bytes of UTF-8, no NUL characters`,
+      ),
     user: z.enum(['developer', 'root']).default('developer'),
     timeout_ms: z.number().int().min(1).max(3_600_000).default(60_000),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.string()).optional(),
+    env: envVarsSchema.optional().describe('exported after the login profile'),
     stdin: z
       .string()
       .max(8 * 1024 * 1024)

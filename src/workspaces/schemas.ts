@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ENV_KEY_RE, envProblem, EXEC_LIMITS } from '../guest/index.ts'
 
 export const vmStatuses = [
   'provisioned',
@@ -28,13 +29,34 @@ export const workspaceIdParams = z.object({
 })
 
 const mb = z.number().int().min(0)
-const envVars = z.record(
-  z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'env var names are letters, digits and _'),
-  z
-    .string()
-    .max(32 * 1024)
-    .refine((v) => !v.includes('\0'), 'env var values cannot hold NUL'),
-)
+
+/** A zod refinement reporting a shared check's reason (null: fine). */
+export const sharedCheck =
+  <T>(problem: (v: T) => string | null) =>
+  (v: T, ctx: z.RefinementCtx) => {
+    const why = problem(v)
+    if (why) ctx.addIssue({ code: 'custom', message: why })
+  }
+
+/**
+ * Environment variables, however they arrive (create, quick deploy, env set, an exec's own env):
+ * one schema with the guest agent's own limits (agent/protocol.ts), so nothing is stored or sent
+ * that the guest would refuse or run differently (beyond the totals, programs in the guest would
+ * fail with E2BIG).
+ */
+export const envVarsSchema = z
+  .record(
+    z
+      .string()
+      .regex(ENV_KEY_RE, 'env var names are letters, digits and _')
+      .max(EXEC_LIMITS.envKeyBytes),
+    z.string().max(EXEC_LIMITS.envValueBytes),
+  )
+  .superRefine(sharedCheck(envProblem))
+  .describe(
+    `at most ${EXEC_LIMITS.envEntries} entries, ${EXEC_LIMITS.envValueBytes} bytes of UTF-8 ` +
+      `per value and ${EXEC_LIMITS.envTotalBytes} in all; no NUL characters`,
+  )
 
 export const vmSchema = z
   .object({
@@ -95,7 +117,7 @@ export const createWorkspaceRequest = z
     ram_mb: mb.nullish(),
     vcpu_count: mb.nullish(),
     disk_size_mb: mb.nullish(),
-    env_vars: envVars.nullish(),
+    env_vars: envVarsSchema.nullish(),
     setup_script_ids: z.array(z.string()).nullish(),
     service_spec_ids: z.array(z.string()).nullish(),
     catalog_ids: z.array(z.string()).nullish(),
@@ -111,5 +133,5 @@ export const resizeWorkspaceResponse = z
   .meta({ id: 'ResizeWorkspaceResponse' })
 
 export const updateEnvRequest = z
-  .object({ env_vars: envVars })
+  .object({ env_vars: envVarsSchema })
   .meta({ id: 'UpdateWorkspaceEnvRequest' })

@@ -5,11 +5,19 @@ import { checkAllocation, checkStart, limitsFor, type Size } from '../limits/ser
 import type { DiskOp } from '../db/schema.ts'
 import type { NodeClient } from '../node/types.ts'
 import { findTemplate, images, type Template } from '../templates/catalog.ts'
-import type { GetWorkspaceResponse } from './schemas.ts'
+import { envVarsSchema, type GetWorkspaceResponse } from './schemas.ts'
 import { toVm, type WorkspaceRow, type WorkspaceStore } from './store.ts'
 
 /** Failure codes worth retrying as they are (the cause is transient, not the request). */
-const RETRYABLE = new Set(['BOOT_TIMEOUT', 'VM_CRASHED', 'OOM_KILLED', 'NODE_ERROR', 'VM_LOST'])
+// RESUME_INCOMPATIBLE: the failed start already discarded the memory state; a retry boots from disk.
+const RETRYABLE = new Set([
+  'BOOT_TIMEOUT',
+  'VM_CRASHED',
+  'OOM_KILLED',
+  'NODE_ERROR',
+  'VM_LOST',
+  'RESUME_INCOMPATIBLE',
+])
 
 export const DEFAULT_SIZE: Size = { ram_mb: 512, vcpu_count: 1, disk_size_mb: 3072 }
 
@@ -82,6 +90,7 @@ export class WorkspaceService {
       disk_size_mb: input.disk_size_mb ?? template?.disk_size_mb ?? DEFAULT_SIZE.disk_size_mb,
     }
     checkMinimums(size)
+    checkEnv(input.env_vars ?? {})
     const rows = await this.deps.store.listByUser(user.id)
     checkAllocation(limitsFor(user), rows, size)
     if (rows.some((w) => w.name === input.name)) {
@@ -258,6 +267,7 @@ export class WorkspaceService {
   }
 
   async setEnv(user: User, id: string, env: Record<string, string>) {
+    checkEnv(env)
     const row = await this.get(user, id)
     if (row.status === 'deleting')
       throw new ApiError('INVALID_STATE', `workspace ${id} is deleting`)
@@ -294,6 +304,18 @@ export function checkDiskIdle(row: WorkspaceRow) {
       'INVALID_STATE',
       `workspace ${row.id} is busy: ${DISK_OPS[row.disk_op]}; try again when it is done`,
     )
+  }
+}
+
+/**
+ * Every route that takes env declares envVarsSchema; checking here too means a caller that
+ * reaches the service another way (a new route, the bridge) cannot store an env that never boots.
+ */
+function checkEnv(env: Record<string, string>) {
+  const checked = envVarsSchema.safeParse(env)
+  if (!checked.success) {
+    const why = checked.error.issues.map((i) => [...i.path, i.message].join(': ')).join('; ')
+    throw new ApiError('VALIDATION_ERROR', `invalid env_vars: ${why}`)
   }
 }
 

@@ -6,8 +6,8 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { GuestChannel, GuestError, GuestProtocolError } from '../../src/guest/index.ts'
-import { processAlive, startAgent, waitFor, type AgentUnderTest } from './helpers.ts'
+import { GuestChannel, GuestError } from '../../src/guest/index.ts'
+import { processAlive, connectAgent, waitFor, type AgentUnderTest } from './helpers.ts'
 
 const isRoot = process.getuid?.() === 0
 
@@ -16,9 +16,7 @@ describe('guest channel (agent in dev mode)', { skip: !isRoot && 'needs root' },
   let ch: GuestChannel
 
   before(async () => {
-    agent = await startAgent()
-    ch = new GuestChannel()
-    await ch.connect({ agentSock: agent.agentSock, bulkSock: agent.bulkSock, timeoutMs: 30_000 })
+    ;({ agent, ch } = await connectAgent())
   })
   after(async () => {
     ch?.close()
@@ -30,7 +28,7 @@ describe('guest channel (agent in dev mode)', { skip: !isRoot && 'needs root' },
     assert.equal(h.ready, true)
     assert.match(h.boot_id, /^[0-9a-f-]{36}$/)
     assert.equal(typeof h.uptime_s, 'number')
-    assert.equal(h.agent_version, '0.1.0')
+    assert.equal(h.agent_version, '0.2.0')
     assert.ok(h.systemd_state.length > 0)
   })
 
@@ -156,7 +154,7 @@ describe('guest channel (agent in dev mode)', { skip: !isRoot && 'needs root' },
     const isDir = ch.readFile(dir, { maxBytes: 10 })
     await assert.rejects(isDir, (e: GuestError) => e.code === 'IS_A_DIRECTORY')
     const tooBig = ch.readFile(path.join(dir, 'sub/data.bin'), { maxBytes: 1000 })
-    await assert.rejects(tooBig, GuestProtocolError)
+    await assert.rejects(tooBig, (e: GuestError) => e.status === 413 && e.code === 'TOO_LARGE')
     // Replacing keeps the mode; nothing is left behind by the temp-file-and-rename write.
     await ch.writeFile(path.join(dir, 'sub/data.bin'), 'short')
     assert.equal(fs.statSync(path.join(dir, 'sub/data.bin')).mode & 0o777, 0o640)

@@ -2,11 +2,13 @@
 // for QEMU's virtio-serial chardevs. The test process plays QEMU (the relay) and the node (the
 // GuestChannel); host processes that must die mid-transfer are separate children.
 import { spawn, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startRelay, type HostLossMode, type Relay } from '../../agent/devrelay.ts'
+import { GuestChannel } from '../../src/guest/index.ts'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -27,7 +29,13 @@ export interface AgentUnderTest {
 export const DEV_USER = 'nobody'
 
 export async function startAgent(
-  o: { mode?: HostLossMode; relayFirst?: boolean; watchdogMs?: number } = {},
+  o: {
+    mode?: HostLossMode
+    relayFirst?: boolean
+    watchdogMs?: number
+    /** Another agent's sources (say, an older version's) instead of this tree's `agent/`. */
+    agentDir?: string
+  } = {},
 ): Promise<AgentUnderTest> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rigbox-agent-test-'))
   const ports = path.join(dir, 'ports')
@@ -43,7 +51,7 @@ export async function startAgent(
   // The home is inside a root-only temp dir: let the unprivileged user reach it.
   fs.chmodSync(dir, 0o755)
   const relay = await startRelay(ports, ['agent', 'bulk'], { mode: o.mode ?? 'eof' })
-  const child = spawnAgent(ports, root, home, o.watchdogMs)
+  const child = spawnAgent(ports, root, home, o.watchdogMs, o.agentDir)
   let out = ''
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()))
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()))
@@ -69,17 +77,26 @@ export async function startAgent(
   }
 }
 
+/** An agent on the host (startAgent) and a GuestChannel connected to it. */
+export async function connectAgent(o: Parameters<typeof startAgent>[0] = {}) {
+  const agent = await startAgent(o)
+  const ch = new GuestChannel()
+  await ch.connect({ agentSock: agent.agentSock, bulkSock: agent.bulkSock, timeoutMs: 30_000 })
+  return { agent, ch }
+}
+
 /** `node` arguments that run the agent against dev ports in `ports`, rooted at `root`. */
 export function agentArgs(
   ports: string,
   root: string,
   home: string,
   watchdogMs?: number,
+  agentDir = path.join(repoRoot, 'agent'),
 ): string[] {
   const args = [
     '--import',
     'tsx',
-    path.join(repoRoot, 'agent/main.ts'),
+    path.join(agentDir, 'main.ts'),
     '--port-dir',
     ports,
     '--root',
@@ -89,7 +106,7 @@ export function agentArgs(
     '--developer-home',
     home,
     '--pty-helper',
-    path.join(repoRoot, 'agent/pty-helper.py'),
+    path.join(agentDir, 'pty-helper.py'),
   ]
   if (watchdogMs) args.push('--watchdog-ms', String(watchdogMs))
   return args
@@ -100,8 +117,9 @@ export function spawnAgent(
   root: string,
   home: string,
   watchdogMs?: number,
+  agentDir?: string,
 ): ChildProcess {
-  const args = agentArgs(ports, root, home, watchdogMs)
+  const args = agentArgs(ports, root, home, watchdogMs, agentDir)
   return spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
@@ -161,5 +179,30 @@ export async function waitFor(cond: () => boolean, timeoutMs: number, what: stri
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+/**
+ * A command of exactly `bytes` bytes of UTF-8 that prints the sha256 of the text it carries (as
+ * `sha256sum` does), so the output tells whether the guest received the command byte for byte.
+ * The text mixes 1- to 4-byte characters and shell specials, all literal in single quotes.
+ */
+export function hashCommand(bytes: number): { command: string; sha: string } {
+  const head = "printf %s '"
+  const tail = "' | sha256sum"
+  const mix = ['a', 'ħ', '€', '😀', '"', '$x', '\\', '`', '\n', ' ', '!', '%s']
+  let room = bytes - Buffer.byteLength(head + tail)
+  const text: string[] = []
+  for (let i = 0; room > 0; i++) {
+    const piece = mix[i % mix.length]
+    const n = Buffer.byteLength(piece)
+    const take = n <= room ? piece : 'a'
+    text.push(take)
+    room -= Buffer.byteLength(take)
+  }
+  const payload = text.join('')
+  return {
+    command: head + payload + tail,
+    sha: createHash('sha256').update(payload, 'utf8').digest('hex'),
   }
 }

@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test'
 import { build } from 'esbuild'
 import { GuestChannel } from '../../src/guest/index.ts'
 import { killAndWait, repoRoot, spawnHost } from './helpers.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 const env = process.env
 const vmlinux = env.RIGBOX_TEST_VMLINUX ?? ''
@@ -113,11 +114,13 @@ function bootVm(dir: string, initrd: string): ChildProcess {
 }
 
 describe('guest channel over real virtio-serial ports', { skip }, () => {
+  let releaseVms = () => {}
   let dir: string
   let vm: ChildProcess
   let socks: { agentSock: string; bulkSock: string }
 
   before(async () => {
+    releaseVms = await holdVmLock()
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rigbox-agent-vm-'))
     vm = bootVm(dir, await buildInitramfs(dir))
     socks = { agentSock: path.join(dir, 'agent.sock'), bulkSock: path.join(dir, 'bulk.sock') }
@@ -125,6 +128,7 @@ describe('guest channel over real virtio-serial ports', { skip }, () => {
   after(async () => {
     if (vm) await killAndWait(vm)
     if (dir) fs.rmSync(dir, { recursive: true, force: true })
+    releaseVms()
   })
 
   test('boots, answers, runs commands and moves files', async () => {

@@ -1,7 +1,9 @@
+import { tcpTarget } from '../../src/node/inbound.ts'
 import type {
   ExecResult,
   GuestLogLine,
   GuestMetrics,
+  GuestPortTarget,
   NodeClient,
   NodeInfo,
   SnapshotRef,
@@ -143,10 +145,10 @@ export class FakeNode implements NodeClient {
       pid: 1,
     }))
   }
-  async forwardPort(id: string, guestPort: number) {
+  async forwardPort(id: string, guestPort: number): Promise<GuestPortTarget> {
     const target = this.ports.get(guestPort)
     if (!this.vms.has(id) || !target) throw new Error('port closed')
-    return target
+    return tcpTarget(target.port, target.host)
   }
   setBridge() {}
   async close() {}

@@ -34,7 +34,9 @@ describe('listening server', () => {
       headers: { authorization: `Bearer ${key}` },
     })
     assert.equal(got.status, 200)
-    const capacity = await fetch(`${base}/api/v1/capacity`)
+    const capacity = await fetch(`${base}/api/v1/capacity`, {
+      headers: { authorization: `Bearer ${key}` },
+    })
     assert.equal(capacity.status, 200)
   })
 

@@ -91,8 +91,14 @@ describe('plan limits', () => {
     assert.equal(res.json.usage.total_disk_mb, 4096 + 3072)
   })
 
-  it('publishes capacity without a key', async () => {
-    const res = await call(t.app, null, 'GET', '/api/v1/capacity')
+  it('tells capacity to authenticated callers only', async () => {
+    for (const url of ['/api/v1/capacity', '/api/capacity']) {
+      const anon = await call(t.app, null, 'GET', url)
+      assert.equal(anon.status, 401, url)
+      assert.equal(anon.json.error.code, 'UNAUTHORIZED')
+      assert.equal(anon.json.total, undefined)
+    }
+    const res = await call(t.app, free, 'GET', '/api/v1/capacity')
     assert.equal(res.status, 200)
     const { available, total, used } = res.json
     assert.ok(Number.isInteger(total) && total > 0)

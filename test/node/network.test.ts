@@ -9,11 +9,13 @@ import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
 import { loadConfig } from '../../src/config/config.ts'
 import { createLocalNode } from '../../src/node/local-node.ts'
-import type { NodeClient } from '../../src/node/types.ts'
+import type { GuestPortTarget, NodeClient } from '../../src/node/types.ts'
 import { startPlatform, type Platform } from '../../src/server/platform.ts'
 import { createNetnsHost, type NetnsHost } from '../egress/netns.ts'
 import { tempDir } from '../helpers/app.ts'
 import { freePort, imageDir, waitStatus } from '../helpers/vm-env.ts'
+import { connectAsNobody } from '../vm/vm-helpers.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 const run = promisify(execFile)
 
@@ -50,6 +52,38 @@ server.listen(8000, '0.0.0.0')
 `
 
 /** A request to the router for `<sub>.localhost`, like a browser or curl would send. */
+/** Ports listening on TCP in the host's network namespace (IPv4 and IPv6). */
+function hostTcpListeners(): number[] {
+  const ports = new Set<number>()
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      if (f[3] === '0A') ports.add(parseInt(f[1].split(':')[1], 16))
+    }
+  }
+  return [...ports]
+}
+
+/** `GET /` over a raw connection (a loopback port, or a node target); the first 4 KiB back. */
+function rawGet(to: number | GuestPortTarget): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = typeof to === 'number' ? net.connect(to, '127.0.0.1') : to.connect()
+    let got = ''
+    const done = () => {
+      sock.destroy()
+      resolve(got)
+    }
+    sock.setTimeout(2000, done)
+    sock.on('error', reject)
+    sock.on('data', (d: Buffer) => {
+      got += d.toString()
+      if (got.length > 4096 || got.includes('}')) done()
+    })
+    sock.on('end', done)
+    sock.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  })
+}
+
 function viaRouter(
   port: number,
   sub: string,
@@ -75,6 +109,7 @@ function viaRouter(
 }
 
 describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_000 }, () => {
+  let releaseVms = () => {}
   let platform: Platform
   let node: NodeClient
   let routerPort: number
@@ -107,8 +142,10 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
     return res.json as { exit_code: number; stdout: string; stderr: string }
   }
 
+  const dataDir = tempDir()
+
   before(async () => {
-    const dataDir = tempDir()
+    releaseVms = await holdVmLock()
     routerPort = await freePort()
     sshPort = await freePort()
     const config = loadConfig({
@@ -156,6 +193,7 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
     await platform?.app.rigbox.reconciler.idle()
     await platform?.close()
     await node?.close()
+    releaseVms()
   })
 
   it('routes a public app to anyone, with X-Forwarded headers, and never forwards the key', async () => {
@@ -205,6 +243,25 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
     const cookie = String(login.headers['set-cookie']).split(';')[0]
     assert.match(String(login.headers['set-cookie']), /HttpOnly/i)
     assert.equal((await viaRouter(routerPort, 'priv-web', '/', { cookie })).status, 200)
+  })
+
+  it('leaves no way to a private app around the router: nothing on the host leads to it', async () => {
+    // priv-web (private) serves port 8000 of VM a; the router has reached it above.
+    const leaks: string[] = []
+    for (const port of hostTcpListeners()) {
+      const answer = await rawGet(port).catch(() => '')
+      if (answer.includes('from the vm')) leaks.push(`127.0.0.1:${port}`)
+    }
+    assert.deepEqual(leaks, [], 'a host port that serves the private app without credentials')
+    const inbound = path.join(dataDir, 'vms', a.id, 'inbound.sock')
+    assert.equal(
+      await connectAsNobody(inbound),
+      'EACCES',
+      'another local user cannot use the relay',
+    )
+    const viaRelay = await node.forwardPort(a.id, 8000)
+    const direct = await rawGet(viaRelay)
+    assert.match(direct, /from the vm/, 'root (the router) reaches it through the relay')
   })
 
   it('switches routes off and on, and reports health and listening ports', async () => {

@@ -5,14 +5,17 @@ import { after, before, describe, it } from 'node:test'
 import { tempDir } from '../helpers/app.ts'
 import { runSeedPython, seedPython } from '../helpers/seeds.ts'
 import { freePort, qemuPidsFor, ServerProcess, waitStatus } from '../helpers/vm-env.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 /** `rigbox serve` as a process, killed with SIGKILL at the worst moments, then started again. */
 describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => {
+  let releaseVms = () => {}
   let server: ServerProcess
   let id: string
   let qemuPid: number
 
   before(async () => {
+    releaseVms = await holdVmLock()
     server = new ServerProcess(tempDir(), await freePort())
     await server.start()
   })
@@ -32,6 +35,7 @@ describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => 
       }
     }
     await server.stop()
+    releaseVms()
   })
 
   it('adopts a VM whose start was interrupted by kill -9 and brings it to running', async () => {
@@ -102,6 +106,31 @@ describe('crash recovery of the control plane', { timeout: 20 * 60_000 }, () => 
       command: 'seq 1 200000 | tail -1',
     })
     assert.equal(many.json.stdout, '200000\n')
+  })
+
+  it("a second installation on the same host leaves this one's VMs alone", async () => {
+    const other = new ServerProcess(tempDir(), await freePort())
+    const owns = (s: ServerProcess) =>
+      JSON.parse(fs.readFileSync(path.join(s.dataDir, 'node', 'installation.json'), 'utf8'))
+    try {
+      // Once it answers, its start-up recovery (which kills QEMUs it does not know) has run.
+      await other.start()
+      assert.deepEqual(qemuPidsFor(id), [qemuPid], 'the other server did not touch this VM')
+      const [mine, theirs] = [owns(server), owns(other)]
+      assert.notEqual(mine.cgroupParent, theirs.cgroupParent)
+      const disjoint =
+        mine.uidBase + mine.uidCount <= theirs.uidBase ||
+        theirs.uidBase + theirs.uidCount <= mine.uidBase
+      assert.ok(disjoint, `uid ranges ${mine.uidBase} and ${theirs.uidBase} overlap`)
+      const cgroups = fs.readFileSync(`/proc/${qemuPid}/cgroup`, 'utf8')
+      assert.match(cgroups, new RegExp(`:pids:/${mine.cgroupParent}/${id}$`, 'm'))
+      assert.deepEqual((await other.api('GET', '/api/v1/workspaces')).json.vms, [])
+    } finally {
+      await other.stop()
+    }
+    assert.deepEqual(qemuPidsFor(id), [qemuPid])
+    const r = await server.api('POST', `/api/v1/workspaces/${id}/exec`, { command: 'echo still' })
+    assert.equal(r.json.stdout, 'still\n')
   })
 
   it("runs the seed's Python create-start-poll example unchanged against a real VM", async () => {

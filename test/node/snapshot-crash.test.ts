@@ -5,6 +5,7 @@ import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { tempDir } from '../helpers/app.ts'
 import { freePort, ServerProcess, waitStatus } from '../helpers/vm-env.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 const sha256 = (file: string) =>
   crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex')
@@ -35,6 +36,7 @@ async function killWhenCopying(server: ServerProcess, dir: string, request: Prom
 
 /** `rigbox serve` killed with SIGKILL in the middle of a snapshot and of a restore. */
 describe('kill -9 during snapshot create and restore', { timeout: 20 * 60_000 }, () => {
+  let releaseVms = () => {}
   let server: ServerProcess
   let id: string
   let big: { id: string }
@@ -56,6 +58,7 @@ describe('kill -9 during snapshot create and restore', { timeout: 20 * 60_000 },
   }
 
   before(async () => {
+    releaseVms = await holdVmLock()
     server = new ServerProcess(tempDir(), await freePort())
     await server.start()
     id = (await server.api('POST', '/api/v1/workspaces', { name: 'crashme' })).json.vm.id
@@ -85,6 +88,7 @@ describe('kill -9 during snapshot create and restore', { timeout: 20 * 60_000 },
       await new Promise((r) => setTimeout(r, 500))
     }
     await server.stop()
+    releaseVms()
   })
 
   it('loses nothing when killed while a snapshot is being created', async () => {

@@ -5,15 +5,19 @@ import { after, before, describe, it } from 'node:test'
 import { loadConfig } from '../../src/config/config.ts'
 import { createLocalNode } from '../../src/node/local-node.ts'
 import type { NodeClient } from '../../src/node/types.ts'
+import { parseVersionOutput, recordFile } from '../../src/vm/memory-compat.ts'
+import { run } from '../../src/vm/proc.ts'
 import { call, makeApp, makeUser, tempDir, type TestApp } from '../helpers/app.ts'
 import { runSeedPython, seedPython } from '../helpers/seeds.ts'
 import { imageDir, qemuPidsFor, waitStatus } from '../helpers/vm-env.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 /**
  * Snapshots, pause/resume and forks on real VMs behind the real API. One workspace goes through
  * the seed's checkpoint → change → restore flow; a fork boots from its snapshot beside it.
  */
 describe('snapshots, pause/resume and forks of real VMs', { timeout: 25 * 60_000 }, () => {
+  let releaseVms = () => {}
   let t: TestApp
   let node: NodeClient
   let key: string
@@ -35,6 +39,7 @@ describe('snapshots, pause/resume and forks of real VMs', { timeout: 25 * 60_000
   }
 
   before(async () => {
+    releaseVms = await holdVmLock()
     dataDir = tempDir()
     const config = loadConfig({ RIGBOX_DATA_DIR: dataDir, RIGBOX_IMAGE_DIR: imageDir })
     node = await createLocalNode(config)
@@ -47,6 +52,7 @@ describe('snapshots, pause/resume and forks of real VMs', { timeout: 25 * 60_000
   after(async () => {
     await t?.close()
     await node?.close()
+    releaseVms()
   })
 
   it('refuses to snapshot or restore a running workspace (409: stop it first)', async () => {
@@ -96,6 +102,29 @@ describe('snapshots, pause/resume and forks of real VMs', { timeout: 25 * 60_000
       if (!afterHash) await new Promise((r) => setTimeout(r, 200))
     }
     assert.equal(afterHash, before, 'the process kept its memory')
+  })
+
+  it('refuses a memory state another QEMU saved, launching none; a start boots from disk', async () => {
+    await exec(ws.id, 'echo on-disk > ~/marker && sync')
+    await act(ws.id, 'pause', ['paused'])
+    const memory = path.join(dataDir, 'vms', ws.id, 'host', 'memory.state')
+    const record = JSON.parse(fs.readFileSync(recordFile(memory), 'utf8'))
+    const installed = parseVersionOutput(await run('/usr/bin/qemu-system-x86_64', ['--version']))
+    const vm = (await api('GET', `/api/v1/workspaces/${ws.id}`)).json.vm
+    assert.deepEqual(
+      [record.qemu, record.memMb, record.vcpus],
+      [installed.qemu, vm.ram_mb, vm.vcpu_count],
+    )
+    // As if QEMU had been upgraded across a release while the workspace was paused.
+    fs.writeFileSync(recordFile(memory), JSON.stringify({ ...record, qemu: '6.0.0' }))
+    const failed = await act(ws.id, 'resume', ['failed', 'running'])
+    assert.equal(failed.status, 'failed')
+    assert.equal(failed.failure_code, 'RESUME_INCOMPATIBLE')
+    assert.match(failed.failure_reason, /QEMU changed from 6\.0\.0 to .*Start it again/)
+    assert.deepEqual(qemuPidsFor(ws.id), [], 'no QEMU was launched')
+    const started = await act(ws.id, 'start', ['running'])
+    assert.equal(started.failure_code, null)
+    assert.equal((await exec(ws.id, 'cat ~/marker; rm ~/marker; sync')).stdout, 'on-disk\n')
   })
 
   it('checkpoints, changes and restores (the seed flow): later files go, deleted ones return', async () => {

@@ -4,16 +4,20 @@ import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { loadConfig } from '../../src/config/config.ts'
+import { EXEC_LIMITS, type GuestChannel } from '../../src/guest/index.ts'
 import { createLocalNode } from '../../src/node/local-node.ts'
 import type { NodeClient } from '../../src/node/types.ts'
 import { call, makeApp, makeUser, tempDir, type TestApp } from '../helpers/app.ts'
+import { hashCommand } from '../guest/helpers.ts'
 import { imageDir, qemuPidsFor, waitStatus } from '../helpers/vm-env.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 /**
  * Real VMs (TCG here, KVM on real hosts) behind the real API: two workspaces booted once and
  * shared by the cases, one stopped, resized and booted again.
  */
 describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
+  let releaseVms = () => {}
   let t: TestApp
   let node: NodeClient
   let key: string
@@ -28,6 +32,7 @@ describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
   }
 
   before(async () => {
+    releaseVms = await holdVmLock()
     const dataDir = tempDir()
     const config = loadConfig({
       RIGBOX_DATA_DIR: dataDir,
@@ -63,6 +68,7 @@ describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
   after(async () => {
     await t?.close()
     await node?.close()
+    releaseVms()
   })
 
   it('runs Debian 12 with systemd as PID 1 on its own kernel, with its own address', async () => {
@@ -123,6 +129,54 @@ describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
     assert.equal((await exec(ws.id, 'stat -c %U notes/hello.txt')).stdout, 'developer\n')
     const missing = await call(t.app, key, 'GET', `/api/v1/workspaces/${ws.id}/files?path=/nope`)
     assert.equal(missing.status, 404)
+  })
+
+  it('runs commands, env and terminals exactly as sent, up to the shared limits', async () => {
+    assert.equal((await exec(ws.id, "echo 'ħ; id; ħ'")).stdout, 'ħ; id; ħ\n')
+    assert.equal((await exec(ws.id, "printf %s '😀🎉'")).stdout, '😀🎉')
+    const env = await exec(ws.id, 'printf %s "$V"', { env: { V: 'ħ😀é \'"$x' } })
+    assert.equal(env.stdout, 'ħ😀é \'"$x')
+    for (const bytes of [200 * 1024, EXEC_LIMITS.commandBytes]) {
+      const { command, sha } = hashCommand(bytes)
+      assert.equal((await exec(ws.id, command)).stdout, `${sha}  -\n`, `${bytes}-byte command`)
+    }
+    const over = hashCommand(EXEC_LIMITS.commandBytes + 1).command
+    const refused = await call(t.app, key, 'POST', `/api/v1/workspaces/${ws.id}/exec`, {
+      command: over,
+    })
+    assert.equal(refused.status, 400)
+    const noPath = await exec(ws.id, 'echo "[$PATH]"; ls', { env: { PATH: '' } })
+    assert.deepEqual([noPath.stdout, noPath.exit_code], ['[]\n', 127])
+    // Terminals have no API route (the SSH gateway uses the guest's sshd): the node's channel.
+    const guest = (node as unknown as { guest(id: string): GuestChannel }).guest(ws.id)
+    const pty = await guest.openPty({
+      cols: 120,
+      rows: 24,
+      command: "printf '%s' 'ħ; id; ħ'; printf '|%s|' \"$V\"",
+      env: { V: 'ħ😀' },
+    })
+    const chunks: Buffer[] = []
+    pty.on('data', (c: Buffer) => chunks.push(c))
+    assert.deepEqual(await pty.exited, { exit_code: 0, signal: null })
+    assert.equal(Buffer.concat(chunks).toString(), 'ħ; id; ħ|ħ😀|')
+  })
+
+  it('reads /proc files; a caller mistake in the files API is a 4xx with the reason', async () => {
+    const file = (p: string) => `/api/v1/workspaces/${ws.id}/files?path=${encodeURIComponent(p)}`
+    const cpuinfo = await call(t.app, key, 'GET', file('/proc/cpuinfo'))
+    assert.equal(cpuinfo.status, 200)
+    assert.match(cpuinfo.body, /^processor\s*:/m)
+    const long = `/home/developer/${'n'.repeat(256)}`
+    const get = await call(t.app, key, 'GET', file(long))
+    assert.equal(get.status, 400, get.body)
+    assert.match(get.json.error.message, /ENAMETOOLONG/)
+    const put = await t.app.inject({
+      method: 'PUT',
+      url: file(long),
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/octet-stream' },
+      payload: Buffer.from('x'),
+    })
+    assert.equal(put.statusCode, 400, put.body)
   })
 
   it('reports metrics that agree with the guest', async () => {

@@ -2,7 +2,13 @@ import crypto from 'node:crypto'
 import http from 'node:http'
 import type net from 'node:net'
 import { generateApiKey } from '../../src/auth/keys.ts'
-import { createRouter, type Router, type RouterOptions } from '../../src/router/index.ts'
+import { tcpTarget } from '../../src/node/inbound.ts'
+import {
+  createRouter,
+  issueLoginToken,
+  type Router,
+  type RouterOptions,
+} from '../../src/router/index.ts'
 import type { AppRoute, Caller, RouterDeps } from '../../src/router/types.ts'
 
 export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
@@ -104,7 +110,16 @@ export const route = (sub: string, over: Partial<AppRoute> = {}): AppRoute => ({
   ...over,
 })
 
-/** Test double of the lead's store: routes and keys in memory. */
+/** A recorded login link or session of the in-memory deps. */
+interface Grant {
+  subdomain: string
+  caller: Caller
+  /** The API key it stands on: revoking the key ends it. */
+  key: string
+  expiresAt: number
+}
+
+/** Test double of the control plane's stores: routes, keys, login links and sessions in memory. */
 export function memoryDeps(
   upstreamPort: number,
   routes: AppRoute[],
@@ -112,21 +127,62 @@ export function memoryDeps(
 ): RouterDeps & {
   routes: Map<string, AppRoute>
   targets: Map<string, Awaited<ReturnType<RouterDeps['upstream']>>>
+  keys: Map<string, Caller>
+  links: Map<string, Grant>
+  sessions: Map<string, Grant>
 } {
-  const byKey = new Map<string, Caller>(
+  const keys = new Map<string, Caller>(
     Object.values(users).map((u) => [u.key, { userId: u.userId, email: u.email }]),
   )
   const map = new Map(routes.map((r) => [r.subdomain, r]))
   const targets = new Map<string, Awaited<ReturnType<RouterDeps['upstream']>>>()
+  const links = new Map<string, Grant>()
+  const sessions = new Map<string, Grant>()
+  const live = (g: Grant | undefined, sub: string) =>
+    g && g.subdomain === sub && g.expiresAt > Date.now() && keys.has(g.key) ? g : null
   return {
     domain,
     routes: map,
     targets,
+    keys,
+    links,
+    sessions,
     sessionSecret: crypto.randomBytes(32),
     lookup: async (sub) => map.get(sub) ?? null,
-    upstream: async (r) => targets.get(r.subdomain) ?? { host: '127.0.0.1', port: upstreamPort },
-    authenticateKey: async (key) => byKey.get(key) ?? null,
+    upstream: async (r) => targets.get(r.subdomain) ?? tcpTarget(upstreamPort),
+    authenticateKey: async (key) => keys.get(key) ?? null,
+    redeemLogin: async (linkId, sub, expiresAt) => {
+      const link = live(links.get(linkId), sub)
+      links.delete(linkId)
+      if (!link) return null
+      const sessionId = crypto.randomUUID()
+      sessions.set(sessionId, { ...link, expiresAt })
+      return { sessionId, caller: link.caller }
+    },
+    sessionCaller: async (id, sub) => live(sessions.get(id), sub)?.caller ?? null,
+    endSession: async (id) => {
+      sessions.delete(id)
+    },
   }
+}
+
+/** A login link's token for `sub`, recorded in the deps as the API would (made with `user`'s key). */
+export function loginToken(
+  deps: ReturnType<typeof memoryDeps>,
+  sub: string,
+  over: { user?: (typeof users)[keyof typeof users]; ttlMs?: number; secret?: Buffer } = {},
+): string {
+  const user = over.user ?? users.owner
+  const id = crypto.randomUUID()
+  const ttlMs = over.ttlMs ?? 60_000
+  const caller = { userId: user.userId, email: user.email }
+  deps.links.set(id, { subdomain: sub, caller, key: user.key, expiresAt: Date.now() + ttlMs })
+  return issueLoginToken(over.secret ?? deps.sessionSecret, {
+    id,
+    subdomain: sub,
+    ...caller,
+    ttlMs,
+  })
 }
 
 export async function startRouter(deps: RouterDeps, opts: Partial<RouterOptions> = {}) {

@@ -6,6 +6,7 @@ import net from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { startConnectTimer, upstreamError } from '../../src/router/proxy.ts'
 import { freeLoopbackPort } from '../../src/vm/hostfwd.ts'
+import { tcpTarget } from '../../src/node/inbound.ts'
 import type { Router } from '../../src/router/index.ts'
 import {
   bearer,
@@ -163,7 +164,7 @@ describe('router proxying', () => {
   })
 
   it('502 when nothing listens on the upstream port (connection refused)', async () => {
-    deps.targets.set('pub', { host: '127.0.0.1', port: await freeLoopbackPort() })
+    deps.targets.set('pub', tcpTarget(await freeLoopbackPort()))
     try {
       const r = await get(port, 'pub.localhost', '/')
       assert.equal(r.status, 502)
@@ -176,7 +177,7 @@ describe('router proxying', () => {
   it('502 when the port accepts and closes at once (hostfwd to a closed guest port)', async () => {
     const slam = net.createServer((s) => s.destroy())
     await new Promise<void>((r) => slam.listen(0, '127.0.0.1', r))
-    deps.targets.set('pub', { host: '127.0.0.1', port: (slam.address() as net.AddressInfo).port })
+    deps.targets.set('pub', tcpTarget((slam.address() as net.AddressInfo).port))
     try {
       const r = await get(port, 'pub.localhost', '/')
       assert.equal(r.status, 502)
@@ -216,7 +217,7 @@ describe('router proxying', () => {
     await new Promise<void>((r) => slam.listen(0, '127.0.0.1', r))
     try {
       for (const target of [await freeLoopbackPort(), (slam.address() as net.AddressInfo).port]) {
-        deps.targets.set('pub', { host: '127.0.0.1', port: target })
+        deps.targets.set('pub', tcpTarget(target))
         const r = await wsEcho(port, 'pub.localhost', 'x', {})
         assert.match(r.head, /^HTTP\/1.1 502/)
       }

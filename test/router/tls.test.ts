@@ -8,9 +8,8 @@ import os from 'node:os'
 import path from 'node:path'
 import tls from 'node:tls'
 import { after, before, describe, it } from 'node:test'
-import { issueLoginToken } from '../../src/router/index.ts'
 import { ensureWildcardCertificate } from '../../src/router/tls.ts'
-import { memoryDeps, route, startRouter, startUpstream, users } from './helpers.ts'
+import { loginToken, memoryDeps, route, startRouter, startUpstream } from './helpers.ts'
 
 // The router shells out to the openssl CLI (Debian package `openssl`) to make its local CA.
 const openssl = (() => {
@@ -77,12 +76,7 @@ describe('router TLS with a generated local CA', { skip: !openssl && 'no openssl
       assert.equal(seen['x-forwarded-proto'], 'https')
       assert.equal(seen['x-forwarded-port'], String(tlsPort))
 
-      const token = issueLoginToken(deps.sessionSecret, {
-        subdomain: 'priv',
-        userId: users.owner.userId,
-        email: users.owner.email,
-        ttlMs: 60_000,
-      })
+      const token = loginToken(deps, 'priv')
       const login = await httpsGet(tlsPort, `priv.${DOMAIN}`, `/__rigbox/login?token=${token}`, ca)
       assert.equal(login.status, 302)
       const cookie = (login.headers['set-cookie'] as string[])[0]

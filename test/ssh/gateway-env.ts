@@ -59,17 +59,14 @@ export async function startGatewayEnv(): Promise<GatewayEnv> {
     [GAMMA]: { workspaceId: 'ws-z1x2c3v4', ownerId: 'u1', status: 'running' },
   }
   const userPub = fs.readFileSync(`${userKey}.pub`, 'utf8')
+  const toSshd = () => net.connect(sshd.port, '127.0.0.1')
   const deps: GatewayDeps = {
     resolve: async (username) => targets[username] ?? null,
     ownerKeys: async (ownerId) => (ownerId === 'u1' ? [userPub] : []),
     guestSshd: async (workspaceId) => {
-      if (workspaceId === 'ws-k3j9x2ab') {
-        return { host: '127.0.0.1', port: sshd.port, hostKey: sshd.hostKey }
-      }
+      if (workspaceId === 'ws-k3j9x2ab') return { connect: toSshd, hostKey: sshd.hostKey }
       // gamma: the port answers, but with a host key that is not this workspace's
-      if (workspaceId === 'ws-z1x2c3v4') {
-        return { host: '127.0.0.1', port: sshd.port, hostKey: gatewayKey.publicKey }
-      }
+      if (workspaceId === 'ws-z1x2c3v4') return { connect: toSshd, hostKey: gatewayKey.publicKey }
       return null
     },
     gatewayKey,

@@ -86,7 +86,10 @@ describe('SSH gateway: one side goes away', { skip }, () => {
     const gw = await startSshGateway(
       {
         ...env.deps,
-        guestSshd: async () => ({ host: '127.0.0.1', port: proxyPort, hostKey: env.sshd.hostKey }),
+        guestSshd: async () => ({
+          connect: () => net.connect(proxyPort, '127.0.0.1'),
+          hostKey: env.sshd.hostKey,
+        }),
       },
       { port: 0, hostKeyDir: path.join(env.dir, 'hostkeys-proxy') },
     )

@@ -1,13 +1,21 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { QemuDriver, type QemuDriverOptions } from '../../src/vm/qemu.ts'
 import { describeExit, type VmLaunchSpec } from '../../src/vm/types.ts'
-import { killCgroupTreeSync, readBanner, testImage, waitConsole } from './vm-helpers.ts'
+import { relayTarget } from '../../src/node/inbound.ts'
+import {
+  connectAsNobody,
+  killCgroupTreeSync,
+  readBanner,
+  testImage,
+  waitConsole,
+} from './vm-helpers.ts'
+import { holdVmLock } from '../helpers/vm-lock.ts'
 
 /**
  * Integration: real QEMU boots under the jail (TCG here, ~3 s for the busybox test image, ~20 s
@@ -36,6 +44,16 @@ async function uidProcesses(uid: number): Promise<number[]> {
   return pids
 }
 
+/** Inodes of the sockets a process holds open. */
+async function socketInodes(pid: number): Promise<Set<string>> {
+  const inodes = new Set<string>()
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const m = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''))
+    if (m) inodes.add(m[1])
+  }
+  return inodes
+}
+
 const exists = (p: string) =>
   stat(p).then(
     () => true,
@@ -43,6 +61,7 @@ const exists = (p: string) =>
   )
 
 describe('QEMU driver with real VMs', { skip, timeout: 20 * 60_000 }, () => {
+  let releaseVms = () => {}
   if (typeof found === 'string') return
   const { kind, image } = found
   const real = kind === 'real'
@@ -62,6 +81,7 @@ describe('QEMU driver with real VMs', { skip, timeout: 20 * 60_000 }, () => {
   })
 
   before(async () => {
+    releaseVms = await holdVmLock()
     vmsDir = await mkdtemp(path.join(os.tmpdir(), 'rigbox-vms-'))
     // A uid range and cgroup parent of their own: a running server's VMs are never touched.
     opts = { vmsDir, cgroupParent: parent, uidBase: 260_000, uidCount: 1000 }
@@ -77,6 +97,7 @@ describe('QEMU driver with real VMs', { skip, timeout: 20 * 60_000 }, () => {
     exitHook()
     process.off('exit', exitHook)
     await rm(vmsDir, { recursive: true, force: true })
+    releaseVms()
   })
 
   it('boots in the jail: own uid, cgroups, seccomp, no capabilities; hostfwd works', async (t) => {
@@ -106,7 +127,7 @@ describe('QEMU driver with real VMs', { skip, timeout: 20 * 60_000 }, () => {
     }
     const memDir = driver.cgroups.dir('memory', 'ws-boot0001')
     const limit = Number(await readFile(path.join(memDir, 'memory.limit_in_bytes'), 'utf8'))
-    assert.equal(limit, (memMb + 64 + 64) * MiB)
+    assert.equal(limit, (memMb + 64 + 80) * MiB)
     // The jail's root holds only what was bound into it.
     const root = (await readdir(`/proc/${h.pid}/root`)).sort()
     assert.deepEqual(root, [
@@ -116,6 +137,7 @@ describe('QEMU driver with real VMs', { skip, timeout: 20 * 60_000 }, () => {
       'lib',
       'lib64',
       'proc',
+      'rigbox',
       'sbin',
       'tmp',
       'usr',
@@ -134,11 +156,27 @@ describe('QEMU driver with real VMs', { skip, timeout: 20 * 60_000 }, () => {
       assert.match(con, /RIGBOX-TEST-IP 172\.16\.0\.23\//, 'the guest got its lease over DHCP')
     }
     const guestPort = real ? 22 : 8080
-    const port = await driver.addHostFwd('ws-boot0001', guestPort)
-    const answer = real ? await readBanner(port) : await readBanner(port, 'GET / HTTP/1.0\r\n\r\n')
-    assert.match(answer, real ? /^SSH-2\.0-/ : /^HTTP\/1\.[01] 200/)
-    await driver.removeHostFwd('ws-boot0001', port)
-    await assert.rejects(readBanner(port, '', 2000))
+    const nsPort = await driver.addHostFwd('ws-boot0001', guestPort)
+    assert.equal(await driver.addHostFwd('ws-boot0001', guestPort), nsPort, 'one per guest port')
+    const target = relayTarget(h.sockets.inbound, nsPort)
+    const request = real ? '' : 'GET / HTTP/1.0\r\n\r\n'
+    assert.match(await readBanner(target, request), real ? /^SSH-2\.0-/ : /^HTTP\/1\.[01] 200/)
+    // The one way in is the relay's socket: the forward listens in the VM's own network namespace
+    // (not the host's), and no local user but root can open the socket.
+    const netns = (pid: number | 'self') => readlink(`/proc/${pid}/ns/net`)
+    assert.notEqual(await netns(h.pid), await netns('self'))
+    const listening = await readFile(`/proc/${h.pid}/net/tcp`, 'utf8')
+    const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0')
+    assert.match(listening, new RegExp(`0100007F:${hex(nsPort)} 00000000:0000 0A`))
+    const hostTcp = await readFile('/proc/self/net/tcp', 'utf8')
+    const qemuSockets = await socketInodes(h.pid)
+    for (const line of hostTcp.split('\n').slice(1).filter(Boolean)) {
+      assert.ok(!qemuSockets.has(line.trim().split(/\s+/)[9]), `QEMU socket on the host: ${line}`)
+    }
+    assert.equal((await stat(h.sockets.inbound)).mode & 0o077, 0, 'the jail uid only')
+    assert.equal(await connectAsNobody(h.sockets.inbound), 'EACCES')
+    await driver.removeHostFwd('ws-boot0001', guestPort)
+    await assert.rejects(readBanner(target, request, 2000))
     const rss = Number(st.VmRSS.split(' ')[0]) / 1024
     const peak = (await driver.cgroups.maxUsageBytes('ws-boot0001'))! / MiB
     t.diagnostic(

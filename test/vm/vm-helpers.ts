@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process'
 import { readdirSync, readFileSync, rmdirSync } from 'node:fs'
 import { access, readFile } from 'node:fs/promises'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { findImage } from '../../src/images/build.ts'
+import type { GuestPortTarget } from '../../src/node/types.ts'
 import type { VmImage } from '../../src/vm/types.ts'
 
 /**
@@ -101,15 +101,23 @@ export async function waitConsole(file: string, pattern: RegExp, timeoutMs: numb
 }
 
 /** First bytes a TCP server on 127.0.0.1:port sends after `request` (e.g. an SSH banner). */
-export function readBanner(port: number, request = '', timeoutMs = 10_000): Promise<string> {
+export function readBanner(
+  target: GuestPortTarget,
+  request = '',
+  timeoutMs = 10_000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
-    const sock = net.createConnection({ host: '127.0.0.1', port })
+    const sock = target.connect()
     let got = ''
     const timer = setTimeout(() => {
       sock.destroy()
-      reject(new Error(`no answer on 127.0.0.1:${port} (${JSON.stringify(got)})`))
+      reject(new Error(`no answer from ${target.key} (${JSON.stringify(got)})`))
     }, timeoutMs)
-    sock.on('connect', () => request && sock.write(request))
+    if (request) sock.write(request)
+    sock.on('end', () => {
+      clearTimeout(timer)
+      reject(new Error(`${target.key} closed without a line (${JSON.stringify(got)})`))
+    })
     sock.on('data', (b) => {
       got += b.toString()
       if (got.includes('\n')) {
@@ -160,4 +168,32 @@ function rmdirQuiet(dir: string): void {
   } catch {
     // busy (a task still exiting) or gone
   }
+}
+
+/**
+ * How a local user other than root fares opening a unix socket: the error code, or 'connected'.
+ * Runs Debian's python3 as `nobody` (the test process's own node may live where nobody can reach).
+ */
+export function connectAsNobody(socketPath: string): Promise<string> {
+  const code = `import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1]); print('connected')
+except OSError as e:
+    import errno; print(errno.errorcode[e.errno])`
+  return new Promise((resolve, reject) => {
+    execFile(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        '/usr/bin/python3',
+        '-c',
+        code,
+        socketPath,
+      ],
+      (err, stdout) => (err ? reject(err) : resolve(stdout.trim())),
+    )
+  })
 }
