@@ -109,7 +109,10 @@ export function startTunnel(o: AgentOptions, log: (m: string) => void): Tunnel {
     Promise.all(
       TUNNEL_SERVICES.map(async (service) => {
         const want = service === 'bridge' ? t.bridgePort : t.egressPort
-        const srv = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, (sock) => {
+        // noDelay: a streamed answer (SSE from the AI proxy) is many small writes; with Nagle each
+        // waited for the client's delayed ACK, ~40 ms before the first token.
+        const opts = { allowHalfOpen: true, pauseOnConnect: true, noDelay: true }
+        const srv = net.createServer(opts, (sock) => {
           sock.on('error', () => {}) // a client's reset is reported through 'close'
           accept(sock, service, Date.now() + t.holdMs)
         })

@@ -25,6 +25,11 @@ import { snapshotRoutes } from './snapshots/routes.ts'
 import { SnapshotService } from './snapshots/service.ts'
 import { SnapshotStore } from './snapshots/store.ts'
 import { limitsRoutes } from './limits/routes.ts'
+import { CreditStore } from './ai/credits.ts'
+import { aiRoutes } from './ai/routes.ts'
+import { loadMasterKey, SecretBox, secretLogPaths } from './ai/secrets.ts'
+import { SettingsStore } from './ai/settings.ts'
+import { UsageStore } from './ai/usage.ts'
 import type { NodeClient, WorkspaceSpec } from './node/types.ts'
 import { Reconciler } from './reconciler/reconciler.ts'
 import { templateRoutes } from './templates/routes.ts'
@@ -49,7 +54,8 @@ export interface BuildOptions {
   /** The node VMs run on; null when this server has none (start answers 503). */
   node: NodeClient | null
   db?: Db
-  logger?: boolean | { level: string }
+  /** `stream`: where log lines go (tests capture them); secrets are redacted either way. */
+  logger?: boolean | { level: string; stream?: NodeJS.WritableStream }
 }
 
 export interface Rigbox {
@@ -71,6 +77,10 @@ export interface Rigbox {
   node: NodeClient | null
   /** Set on the start that created the admin account. */
   adminKeyPath: string | null
+  /** AI credits, the usage ledger and per-workspace AI settings (src/ai/; the VM bridge's proxy). */
+  credits: CreditStore
+  usage: UsageStore
+  aiSettings: SettingsStore
 }
 
 declare module 'fastify' {
@@ -83,7 +93,13 @@ declare module 'fastify' {
 export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const { config, node } = opts
   const app = Fastify({
-    logger: opts.logger ?? { level: config.logLevel },
+    logger:
+      opts.logger === false
+        ? false
+        : {
+            ...(typeof opts.logger === 'object' ? opts.logger : { level: config.logLevel }),
+            redact: secretLogPaths,
+          },
     bodyLimit: config.bodyLimitBytes,
     // Errors carry our own codes; Fastify's default 'Bad Request' text never reaches clients.
     return503OnClosing: true,
@@ -115,6 +131,19 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     'rigbox-gateway',
   )
   const sessionSecret = loadOrCreateSecret(path.join(config.dataDir, 'router.secret'))
+  const credits = new CreditStore(db)
+  const usage = new UsageStore(db)
+  const aiSettings = new SettingsStore({
+    db,
+    accounts: credits,
+    secrets: new SecretBox(loadMasterKey(config)),
+    log: app.log as Logger,
+    // A running VM gets its new AI env at once (new shells see it); a stopped one at its boot.
+    onSettingsChanged: async (id) => {
+      const row = await store.get(id)
+      if (row?.status === 'running') await reconfigure(row)
+    },
+  })
   const specOf = async (row: WorkspaceRow): Promise<WorkspaceSpec> => ({
     id: row.id,
     name: row.name,
@@ -123,13 +152,18 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     ramMb: row.ram_mb,
     vcpus: row.vcpu_count,
     diskMb: row.disk_size_mb,
-    env: JSON.parse(row.env_vars) as Record<string, string>,
+    // The AI env first (proxy URLs, or the BYOK key): what the user set wins over it.
+    env: {
+      ...(await aiSettings.vmEnvFor(row.id)),
+      ...(JSON.parse(row.env_vars) as Record<string, string>),
+    },
     authorizedKeys: [
       ...(await sshKeys.listByUser(row.user_id)).map((k) => k.public_key),
       gatewayKey.publicKey,
     ],
     egress: JSON.parse(row.egress_policy) as WorkspaceSpec['egress'],
   })
+  const reconfigure = async (row: WorkspaceRow) => node?.configure(await specOf(row))
   const reconciler = new Reconciler({
     store,
     node,
@@ -143,9 +177,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     node,
     nodeId: node?.id ?? 'none',
     kick: (id) => reconciler.kick(id),
-    onEnvChanged: async (row) => {
-      await node?.configure(await specOf(row))
-    },
+    onEnvChanged: reconfigure,
     ssh: { host: config.publicHost, port: config.sshPort },
   })
   const apps = new AppService({
@@ -190,6 +222,9 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     reconciler,
     node,
     adminKeyPath,
+    credits,
+    usage,
+    aiSettings,
   })
 
   await app.register(fastifySwagger, {
@@ -224,10 +259,11 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
         node,
         sync: async (id) => {
           const row = await store.get(id)
-          if (row && node) await node.configure(await specOf(row))
+          if (row) await reconfigure(row)
         },
       }),
-      ...limitsRoutes(store, config.nodeCapacity),
+      ...limitsRoutes(store, config.nodeCapacity, credits),
+      ...aiRoutes({ credits, usage, settings: aiSettings, workspaces, auth }),
     ],
     guard,
   )

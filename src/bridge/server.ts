@@ -1,3 +1,4 @@
+import type net from 'node:net'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify'
 import {
@@ -7,6 +8,10 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { toCredits, type CreditStore } from '../ai/credits.ts'
+import { registerAiProxy, type ProxyDeps } from '../ai/proxy/routes.ts'
+import type { SettingsStore } from '../ai/settings.ts'
+import type { UsageStore } from '../ai/usage.ts'
 import type { AppService } from '../apps/service.ts'
 import { subdomainSchema } from '../apps/schemas.ts'
 import type { AuthStore, User } from '../auth/store.ts'
@@ -24,6 +29,11 @@ export interface BridgeDeps {
   auth: AuthStore
   workspaces: WorkspaceService
   apps: AppService
+  credits: CreditStore
+  usage: UsageStore
+  aiSettings: SettingsStore
+  /** The AI proxy's parts (`/v1/*`); without them those routes answer AI_NOT_CONFIGURED. */
+  aiProxy?: ProxyDeps
 }
 
 export interface Bridge {
@@ -35,8 +45,9 @@ export interface Bridge {
 
 /**
  * The VM bridge (`http://172.16.0.1:9090` inside every VM): the workspace-scoped `/rig/v1` API
- * the in-VM `rig` uses with no login. Who is calling is decided by which VM's tunnel the
- * connection arrived on; headers, bodies and the VM's own files change nothing.
+ * the in-VM `rig` uses with no login, and the AI proxy's `/v1/*` (src/ai/proxy/). Who is calling
+ * is decided by which VM's tunnel the connection arrived on; headers, bodies and the VM's own
+ * files change nothing.
  */
 export async function createBridge(d: BridgeDeps): Promise<Bridge> {
   const app = Fastify({ logger: false, bodyLimit: 256 * 1024 })
@@ -73,11 +84,42 @@ export async function createBridge(d: BridgeDeps): Promise<Bridge> {
     return { user, workspaceId: row.id }
   }
 
+  await registerAiProxy(app, d.aiProxy, (req) => (req.raw.socket as Tagged)[WORKSPACE])
+
   const r = app.withTypeProvider<ZodTypeProvider>()
   r.get('/rig/v1/whoami', async (req) => {
     const { user, workspaceId } = await caller(req)
     const ws = await d.workspaces.get(user, workspaceId)
     return { user: publicUser(user), workspace: { id: ws.id, name: ws.name } }
+  })
+  // What `rig status` shows inside the VM: plan, AI mode, credits, this workspace's last day.
+  r.get('/rig/v1/status', async (req) => {
+    const { user, workspaceId } = await caller(req)
+    const ws = await d.workspaces.get(user, workspaceId)
+    const [ai, balance, day] = await Promise.all([
+      d.aiSettings.config(workspaceId),
+      d.credits.balance(user.id),
+      d.usage.summary({ workspaceId }, '24h'),
+    ])
+    return {
+      workspace: { id: ws.id, name: ws.name },
+      user: { email: user.email, plan: user.plan },
+      ai: {
+        mode: ai.mode,
+        status: ai.status,
+        credits: {
+          remaining: toCredits(balance.remaining_micro),
+          total: toCredits(balance.total_micro),
+          renews_at: balance.renews_at,
+        },
+        usage_24h: {
+          total_requests: day.requests,
+          input_tokens: day.input_tokens,
+          output_tokens: day.output_tokens,
+          total_credits: toCredits(day.credits_micro),
+        },
+      },
+    }
   })
   r.get('/rig/v1/workspace', async (req) => {
     const { user, workspaceId } = await caller(req)
@@ -124,13 +166,25 @@ export async function createBridge(d: BridgeDeps): Promise<Bridge> {
     },
   )
   await app.ready()
+  const conns = new Set<Duplex>()
 
   return {
     app,
     handle(conn, workspaceId) {
       ;(conn as Tagged)[WORKSPACE] = workspaceId
+      conns.add(conn)
+      conn.once('close', () => conns.delete(conn))
+      // As http.Server does for the TCP connections it accepts itself: a streamed answer's small
+      // writes must not wait out Nagle (tunnel streams have no such delay; loopback TCP does).
+      ;(conn as Partial<net.Socket>).setNoDelay?.(true)
       app.server.emit('connection', conn)
     },
-    close: () => app.close(),
+    async close() {
+      // Connections handed over are not the server's own accepts: it would wait for each client's
+      // keep-alive to run out (72 s). Closing the bridge ends them, streams in flight included.
+      const closing = app.close()
+      for (const conn of conns) conn.destroy()
+      await closing
+    },
   }
 }

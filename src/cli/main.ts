@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
+import aiConfig from './commands/ai/config.ts'
+import aiUsage from './commands/ai/usage.ts'
+import credits from './commands/credits.ts'
 import exec from './commands/exec.ts'
 import imageBuild from './commands/image/build.ts'
 import imageGc from './commands/image/gc.ts'
@@ -76,5 +79,8 @@ for (const register of [imageBuild, imageGc]) register(image)
 const sshKey = program.command('ssh-key').description('SSH keys for the SSH gateway')
 for (const register of [sshKeyAdd, sshKeyLs, sshKeyRm]) register(sshKey)
 ssh(program)
+credits(program)
+const ai = program.command('ai').description('AI: usage and per-workspace settings')
+for (const register of [aiUsage, aiConfig]) register(ai)
 
 await program.parseAsync()

@@ -1584,6 +1584,369 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI credit balance this period */
+        get: operations["get_users_me_credits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI credit balance this period */
+        get: operations["flat_get_users_me_credits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/ai-mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set your account-level AI mode (workspaces without their own mode follow it) */
+        put: operations["put_users_me_ai_mode"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/ai-mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /** Set your account-level AI mode (workspaces without their own mode follow it) */
+        put: operations["flat_put_users_me_ai_mode"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/ai-defaults": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your account-level AI defaults */
+        get: operations["get_users_me_ai_defaults"];
+        /** Update your AI defaults (null: back to the built-in default; omitted: kept) */
+        put: operations["put_users_me_ai_defaults"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/ai-defaults": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your account-level AI defaults */
+        get: operations["flat_get_users_me_ai_defaults"];
+        /** Update your AI defaults (null: back to the built-in default; omitted: kept) */
+        put: operations["flat_put_users_me_ai_defaults"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/ai-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI usage of the last 30 days: per day and per workspace */
+        get: operations["get_users_me_ai_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/ai-usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI usage of the last 30 days: per day and per workspace */
+        get: operations["flat_get_users_me_ai_usage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/ai-usage/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI usage as series (credits, requests, tokens) over a range */
+        get: operations["get_users_me_ai_usage_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/ai-usage/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI usage as series (credits, requests, tokens) over a range */
+        get: operations["flat_get_users_me_ai_usage_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/me/ai-usage/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI usage totals over a range */
+        get: operations["get_users_me_ai_usage_metrics_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/users/me/ai-usage/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your AI usage totals over a range */
+        get: operations["flat_get_users_me_ai_usage_metrics_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/ai-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s effective AI configuration (never its API key) */
+        get: operations["get_workspaces_id_ai_config"];
+        /** Update a workspace’s AI configuration: omitted fields kept, null clears, BYOK key write-only */
+        put: operations["put_workspaces_id_ai_config"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/ai-config": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s effective AI configuration (never its API key) */
+        get: operations["flat_get_workspaces_id_ai_config"];
+        /** Update a workspace’s AI configuration: omitted fields kept, null clears, BYOK key write-only */
+        put: operations["flat_put_workspaces_id_ai_config"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s effective AI mode and where it comes from */
+        get: operations["get_workspaces_id_mode"];
+        /** Set or clear (null) a workspace’s own AI mode; it applies to the next call */
+        put: operations["put_workspaces_id_mode"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/mode": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s effective AI mode and where it comes from */
+        get: operations["flat_get_workspaces_id_mode"];
+        /** Set or clear (null) a workspace’s own AI mode; it applies to the next call */
+        put: operations["flat_put_workspaces_id_mode"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/ai-usage/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s AI usage as series over a range */
+        get: operations["get_workspaces_id_ai_usage_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/ai-usage/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s AI usage as series over a range */
+        get: operations["flat_get_workspaces_id_ai_usage_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/ai-usage/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s AI usage totals over a range */
+        get: operations["get_workspaces_id_ai_usage_metrics_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/ai-usage/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A workspace’s AI usage totals over a range */
+        get: operations["flat_get_workspaces_id_ai_usage_metrics_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/users/{id}/credits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Grant a user AI credits, kept across periods until spent (administrators only) */
+        post: operations["post_admin_users_id_credits"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1742,6 +2105,132 @@ export interface components {
                 managed: boolean;
                 system_tags: string[];
             }[];
+        };
+        /** @enum {string} */
+        OpenClawProviderInput: "google" | "openai" | "anthropic";
+        /** @description 1 credit = 1,000,000 micro-credits ≈ $0.01 */
+        AiCreditsInput: {
+            /** @description Your account-level AI mode: managed, byok or off */
+            mode: string;
+            remaining: number;
+            total: number;
+            remaining_micro: number;
+            total_micro: number;
+            used: number;
+            used_micro: number;
+            /** @description held by calls in flight */
+            reserved_micro: number;
+            /** @description this period's plan allowance */
+            allowance_micro: number;
+            /** @description granted by an administrator; carried over until spent */
+            granted_micro: number;
+            period_start: string;
+            /** @description when the monthly allowance renews */
+            renews_at: string;
+        };
+        UpdateAiModeRequestInput: {
+            /** @enum {string} */
+            mode: "managed" | "byok" | "off";
+        };
+        GetAiDefaultsResponseInput: {
+            /** @enum {string} */
+            default_mode: "managed" | "byok" | "off";
+            default_provider: components["schemas"]["OpenClawProviderInput"];
+            default_model: string;
+        };
+        /** @description null: back to the built-in default */
+        UpdateAiDefaultsRequestInput: {
+            default_mode?: ("managed" | "byok" | "off") | null;
+            default_provider?: components["schemas"]["OpenClawProviderInput"] | null;
+            default_model?: string | null;
+        };
+        /** @description Never contains the API key. */
+        WorkspaceAiConfigResponseInput: {
+            /**
+             * @description effective mode (off is our addition to the reference enum)
+             * @enum {string}
+             */
+            mode: "managed" | "byok" | "off";
+            provider: components["schemas"]["OpenClawProviderInput"];
+            model: string;
+            /**
+             * @description disabled (mode off) is our addition to the reference enum
+             * @enum {string}
+             */
+            status: "managed_active" | "byok_active" | "invalid_missing_key" | "disabled";
+            updated_at: string;
+        };
+        /** @description Omitted fields are kept, null clears one (back to your default); unknown fields are refused. */
+        UpdateWorkspaceAiConfigRequestInput: {
+            mode?: ("managed" | "byok" | "off") | null;
+            provider?: components["schemas"]["OpenClawProviderInput"] | null;
+            model?: string | null;
+            /** @description write-only; byok only; stored encrypted; null removes it */
+            api_key?: string | null;
+        };
+        WorkspaceAiModeResponseInput: {
+            /** @enum {string} */
+            mode: "managed" | "byok" | "off";
+            /** @enum {string} */
+            source: "workspace" | "user_default";
+        };
+        UpdateWorkspaceAiModeRequestInput: {
+            /** @description null clears the workspace override */
+            mode?: ("managed" | "byok" | "off") | null;
+        };
+        AiUsageDailyInput: {
+            day: string;
+            input_tokens: number;
+            output_tokens: number;
+            credits: number;
+            credits_micro: number;
+            requests: number;
+        };
+        AiUsageWorkspaceTotalInput: {
+            workspace_id: string;
+            workspace_name: string;
+            input_tokens: number;
+            output_tokens: number;
+            credits: number;
+            credits_micro: number;
+            requests: number;
+        };
+        GetAiUsageResponseInput: {
+            window_days: number;
+            daily: components["schemas"]["AiUsageDailyInput"][];
+            by_workspace: components["schemas"]["AiUsageWorkspaceTotalInput"][];
+        };
+        /** @enum {string} */
+        AiUsageMetricsRangeInput: "1h" | "6h" | "24h" | "7d";
+        AiMetricPointInput: {
+            /** @description step start, Unix seconds */
+            t: number;
+            v: number;
+        };
+        AiUsageMetricsSeriesInput: {
+            credits: components["schemas"]["AiMetricPointInput"][];
+            requests: components["schemas"]["AiMetricPointInput"][];
+            input_tokens: components["schemas"]["AiMetricPointInput"][];
+            output_tokens: components["schemas"]["AiMetricPointInput"][];
+        };
+        AiUsageMetricsResponseInput: {
+            range: components["schemas"]["AiUsageMetricsRangeInput"];
+            step_seconds: number;
+            workspace_id: string | null;
+            series: components["schemas"]["AiUsageMetricsSeriesInput"];
+        };
+        AiUsageMetricsSummaryResponseInput: {
+            range: components["schemas"]["AiUsageMetricsRangeInput"];
+            workspace_id: string | null;
+            total_credits: number;
+            total_credits_micro: number;
+            total_requests: number;
+            input_tokens: number;
+            output_tokens: number;
+        };
+        GrantCreditsRequestInput: {
+            /** @description credits to add (fractions allowed, down to a micro-credit) */
+            credits: number;
         };
         CapacityInput: {
             /** @description workspaces of the default size the node can run at once */
@@ -1996,6 +2485,8 @@ export interface components {
                 max_apps: number;
                 max_snapshots_per_workspace: number;
                 max_ssh_keys: number;
+                /** @description AI credits a month (1 credit ≈ $0.01) */
+                ai_credits_monthly: number;
             };
             usage: {
                 workspace_count: number;
@@ -2003,6 +2494,27 @@ export interface components {
                 total_disk_mb: number;
                 total_ram_mb: number;
             };
+            credits: components["schemas"]["AiCreditsInput"];
+        };
+        GrantCreditsResponseInput: {
+            /** @description Your account-level AI mode: managed, byok or off */
+            mode: string;
+            remaining: number;
+            total: number;
+            remaining_micro: number;
+            total_micro: number;
+            used: number;
+            used_micro: number;
+            /** @description held by calls in flight */
+            reserved_micro: number;
+            /** @description this period's plan allowance */
+            allowance_micro: number;
+            /** @description granted by an administrator; carried over until spent */
+            granted_micro: number;
+            period_start: string;
+            /** @description when the monthly allowance renews */
+            renews_at: string;
+            user_id: string;
         };
         ApiErrorBody: {
             error: {
@@ -2158,6 +2670,132 @@ export interface components {
                 managed: boolean;
                 system_tags: string[];
             }[];
+        };
+        /** @enum {string} */
+        OpenClawProvider: "google" | "openai" | "anthropic";
+        /** @description 1 credit = 1,000,000 micro-credits ≈ $0.01 */
+        AiCredits: {
+            /** @description Your account-level AI mode: managed, byok or off */
+            mode: string;
+            remaining: number;
+            total: number;
+            remaining_micro: number;
+            total_micro: number;
+            used: number;
+            used_micro: number;
+            /** @description held by calls in flight */
+            reserved_micro: number;
+            /** @description this period's plan allowance */
+            allowance_micro: number;
+            /** @description granted by an administrator; carried over until spent */
+            granted_micro: number;
+            period_start: string;
+            /** @description when the monthly allowance renews */
+            renews_at: string;
+        };
+        UpdateAiModeRequest: {
+            /** @enum {string} */
+            mode: "managed" | "byok" | "off";
+        };
+        GetAiDefaultsResponse: {
+            /** @enum {string} */
+            default_mode: "managed" | "byok" | "off";
+            default_provider: components["schemas"]["OpenClawProvider"];
+            default_model: string;
+        };
+        /** @description null: back to the built-in default */
+        UpdateAiDefaultsRequest: {
+            default_mode?: ("managed" | "byok" | "off") | null;
+            default_provider?: components["schemas"]["OpenClawProvider"] | null;
+            default_model?: string | null;
+        };
+        /** @description Never contains the API key. */
+        WorkspaceAiConfigResponse: {
+            /**
+             * @description effective mode (off is our addition to the reference enum)
+             * @enum {string}
+             */
+            mode: "managed" | "byok" | "off";
+            provider: components["schemas"]["OpenClawProvider"];
+            model: string;
+            /**
+             * @description disabled (mode off) is our addition to the reference enum
+             * @enum {string}
+             */
+            status: "managed_active" | "byok_active" | "invalid_missing_key" | "disabled";
+            updated_at: string;
+        };
+        /** @description Omitted fields are kept, null clears one (back to your default); unknown fields are refused. */
+        UpdateWorkspaceAiConfigRequest: {
+            mode?: ("managed" | "byok" | "off") | null;
+            provider?: components["schemas"]["OpenClawProvider"] | null;
+            model?: string | null;
+            /** @description write-only; byok only; stored encrypted; null removes it */
+            api_key?: string | null;
+        };
+        WorkspaceAiModeResponse: {
+            /** @enum {string} */
+            mode: "managed" | "byok" | "off";
+            /** @enum {string} */
+            source: "workspace" | "user_default";
+        };
+        UpdateWorkspaceAiModeRequest: {
+            /** @description null clears the workspace override */
+            mode?: ("managed" | "byok" | "off") | null;
+        };
+        AiUsageDaily: {
+            day: string;
+            input_tokens: number;
+            output_tokens: number;
+            credits: number;
+            credits_micro: number;
+            requests: number;
+        };
+        AiUsageWorkspaceTotal: {
+            workspace_id: string;
+            workspace_name: string;
+            input_tokens: number;
+            output_tokens: number;
+            credits: number;
+            credits_micro: number;
+            requests: number;
+        };
+        GetAiUsageResponse: {
+            window_days: number;
+            daily: components["schemas"]["AiUsageDaily"][];
+            by_workspace: components["schemas"]["AiUsageWorkspaceTotal"][];
+        };
+        /** @enum {string} */
+        AiUsageMetricsRange: "1h" | "6h" | "24h" | "7d";
+        AiMetricPoint: {
+            /** @description step start, Unix seconds */
+            t: number;
+            v: number;
+        };
+        AiUsageMetricsSeries: {
+            credits: components["schemas"]["AiMetricPoint"][];
+            requests: components["schemas"]["AiMetricPoint"][];
+            input_tokens: components["schemas"]["AiMetricPoint"][];
+            output_tokens: components["schemas"]["AiMetricPoint"][];
+        };
+        AiUsageMetricsResponse: {
+            range: components["schemas"]["AiUsageMetricsRange"];
+            step_seconds: number;
+            workspace_id: string | null;
+            series: components["schemas"]["AiUsageMetricsSeries"];
+        };
+        AiUsageMetricsSummaryResponse: {
+            range: components["schemas"]["AiUsageMetricsRange"];
+            workspace_id: string | null;
+            total_credits: number;
+            total_credits_micro: number;
+            total_requests: number;
+            input_tokens: number;
+            output_tokens: number;
+        };
+        GrantCreditsRequest: {
+            /** @description credits to add (fractions allowed, down to a micro-credit) */
+            credits: number;
         };
         Capacity: {
             /** @description workspaces of the default size the node can run at once */
@@ -2412,6 +3050,8 @@ export interface components {
                 max_apps: number;
                 max_snapshots_per_workspace: number;
                 max_ssh_keys: number;
+                /** @description AI credits a month (1 credit ≈ $0.01) */
+                ai_credits_monthly: number;
             };
             usage: {
                 workspace_count: number;
@@ -2419,6 +3059,27 @@ export interface components {
                 total_disk_mb: number;
                 total_ram_mb: number;
             };
+            credits: components["schemas"]["AiCredits"];
+        };
+        GrantCreditsResponse: {
+            /** @description Your account-level AI mode: managed, byok or off */
+            mode: string;
+            remaining: number;
+            total: number;
+            remaining_micro: number;
+            total_micro: number;
+            used: number;
+            used_micro: number;
+            /** @description held by calls in flight */
+            reserved_micro: number;
+            /** @description this period's plan allowance */
+            allowance_micro: number;
+            /** @description granted by an administrator; carried over until spent */
+            granted_micro: number;
+            period_start: string;
+            /** @description when the monthly allowance renews */
+            renews_at: string;
+            user_id: string;
         };
     };
     responses: never;
@@ -7387,6 +8048,1123 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Capacity"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_users_me_credits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiCredits"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_users_me_credits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiCredits"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_users_me_ai_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAiModeRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiCredits"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_users_me_ai_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAiModeRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiCredits"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_users_me_ai_defaults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAiDefaultsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_users_me_ai_defaults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAiDefaultsRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAiDefaultsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_users_me_ai_defaults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAiDefaultsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_users_me_ai_defaults: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAiDefaultsRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAiDefaultsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_users_me_ai_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAiUsageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_users_me_ai_usage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAiUsageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_users_me_ai_usage_metrics: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_users_me_ai_usage_metrics: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_users_me_ai_usage_metrics_summary: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsSummaryResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_users_me_ai_usage_metrics_summary: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsSummaryResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_ai_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiConfigResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_workspaces_id_ai_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWorkspaceAiConfigRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiConfigResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_ai_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiConfigResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_workspaces_id_ai_config: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWorkspaceAiConfigRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiConfigResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiModeResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_workspaces_id_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWorkspaceAiModeRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiModeResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiModeResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_workspaces_id_mode: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateWorkspaceAiModeRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAiModeResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_ai_usage_metrics: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_ai_usage_metrics: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_ai_usage_metrics_summary: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsSummaryResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_ai_usage_metrics_summary: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AiUsageMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AiUsageMetricsSummaryResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_admin_users_id_credits: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description User ID */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GrantCreditsRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GrantCreditsResponse"];
                 };
             };
             /** @description Default Response */

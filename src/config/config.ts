@@ -4,6 +4,12 @@ import { z } from 'zod'
 
 const port = z.coerce.number().int().min(0).max(65535)
 const positiveInt = z.coerce.number().int().positive()
+/** A base URL: http(s), no trailing slash kept (paths are appended to it). */
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
+  .transform((u) => u.replace(/\/+$/, ''))
 
 /** Every setting the server reads, from the environment, validated once at boot. */
 const envSchema = z.object({
@@ -52,6 +58,25 @@ const envSchema = z.object({
     .max(1 << 20)
     .default(65_536),
   RIGBOX_HOST_REGISTRY_DIR: z.string().min(1).default('/var/lib/rigbox'),
+  RIGBOX_AI_UPSTREAM_URL: httpUrl.optional(),
+  RIGBOX_AI_UPSTREAM_KEY: z.string().min(1).optional(),
+  RIGBOX_AI_ANTHROPIC_URL: httpUrl.optional(),
+  RIGBOX_AI_ANTHROPIC_KEY: z.string().min(1).optional(),
+  RIGBOX_AI_BYOK_OPENAI_URL: httpUrl.default('https://api.openai.com/v1'),
+  RIGBOX_AI_BYOK_ANTHROPIC_URL: httpUrl.default('https://api.anthropic.com'),
+  RIGBOX_AI_BYOK_GOOGLE_URL: httpUrl.default(
+    'https://generativelanguage.googleapis.com/v1beta/openai',
+  ),
+  RIGBOX_AI_MODEL_DEFAULT: z.string().min(1).optional(),
+  RIGBOX_AI_MODEL_FAST: z.string().min(1).optional(),
+  RIGBOX_AI_MODEL_FREE: z.string().min(1).optional(),
+  RIGBOX_AI_PRICE_FILE: z.string().min(1).optional(),
+  RIGBOX_AI_MASTER_KEY: z
+    .string()
+    .regex(/^[A-Za-z0-9+/]{43}=$/, 'must be 32 bytes in base64 (openssl rand -base64 32)')
+    .optional(),
+  RIGBOX_AI_MAX_CONCURRENT: positiveInt.default(8),
+  RIGBOX_AI_MODELS_TTL_MS: positiveInt.default(10 * 60_000),
 })
 
 export type RawEnv = Record<string, string | undefined>
@@ -98,6 +123,27 @@ export interface Config {
     uidBase: number | null
     uidCount: number
     registryDir: string
+  }
+  /**
+   * The AI proxy (src/ai/): upstreams and their keys live on the control plane only. An unset
+   * managed upstream makes the proxy answer that it is not configured.
+   */
+  ai: {
+    /** OpenAI-compatible gateway (e.g. OpenRouter), base URL ending in /v1, and its key. */
+    upstream: { url: string; key: string | null } | null
+    /** Anthropic-compatible API, base URL without /v1, and its key. */
+    anthropic: { url: string; key: string | null } | null
+    /** Where BYOK calls go, per provider (the user's own key). */
+    byokUrls: { openai: string; anthropic: string; google: string }
+    /** What the aliases rigbox/default, rigbox/fast and rigbox/free mean (upstream model ids). */
+    aliases: { default: string | null; fast: string | null; free: string | null }
+    /** Optional JSON file of prices that override or add to the upstream's. */
+    priceFile: string | null
+    /** Base64 of the 32-byte key BYOK keys are encrypted under; else `<dataDir>/ai.key`. */
+    masterKey: string | null
+    /** Upstream calls in flight per user, at most. */
+    maxConcurrentPerUser: number
+    modelsTtlMs: number
   }
 }
 
@@ -156,6 +202,28 @@ export function loadConfig(env: RawEnv = process.env): Config {
     nodeCapacity: {
       ramMb: e.RIGBOX_NODE_RAM_MB ?? Math.floor((os.totalmem() / 2 ** 20) * 0.75),
       vcpus: e.RIGBOX_NODE_VCPUS ?? os.availableParallelism() * 4,
+    },
+    ai: {
+      upstream: e.RIGBOX_AI_UPSTREAM_URL
+        ? { url: e.RIGBOX_AI_UPSTREAM_URL, key: e.RIGBOX_AI_UPSTREAM_KEY ?? null }
+        : null,
+      anthropic: e.RIGBOX_AI_ANTHROPIC_URL
+        ? { url: e.RIGBOX_AI_ANTHROPIC_URL, key: e.RIGBOX_AI_ANTHROPIC_KEY ?? null }
+        : null,
+      byokUrls: {
+        openai: e.RIGBOX_AI_BYOK_OPENAI_URL,
+        anthropic: e.RIGBOX_AI_BYOK_ANTHROPIC_URL,
+        google: e.RIGBOX_AI_BYOK_GOOGLE_URL,
+      },
+      aliases: {
+        default: e.RIGBOX_AI_MODEL_DEFAULT ?? null,
+        fast: e.RIGBOX_AI_MODEL_FAST ?? null,
+        free: e.RIGBOX_AI_MODEL_FREE ?? null,
+      },
+      priceFile: e.RIGBOX_AI_PRICE_FILE ? path.resolve(e.RIGBOX_AI_PRICE_FILE) : null,
+      masterKey: e.RIGBOX_AI_MASTER_KEY ?? null,
+      maxConcurrentPerUser: e.RIGBOX_AI_MAX_CONCURRENT,
+      modelsTtlMs: e.RIGBOX_AI_MODELS_TTL_MS,
     },
     jail: {
       cgroupParent: e.RIGBOX_CGROUP_PARENT ?? null,

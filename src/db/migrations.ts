@@ -142,6 +142,68 @@ const migrations: Record<string, Migration> = {
       }
     },
   },
+  '0005_ai': {
+    async up(db: Kysely<unknown>) {
+      // One row per user, made on first use: AI mode and defaults, and the credit balance of the
+      // current monthly period (micro-credits; src/ai/credits.ts).
+      await db.schema
+        .createTable('ai_accounts')
+        .addColumn('user_id', 'text', (c) =>
+          c.primaryKey().references('users.id').onDelete('cascade'),
+        )
+        .addColumn('mode', 'text', (c) => c.notNull().defaultTo('managed'))
+        .addColumn('default_provider', 'text', (c) => c.notNull().defaultTo('openai'))
+        .addColumn('default_model', 'text', (c) => c.notNull().defaultTo('rigbox/default'))
+        .addColumn('period_start', 'text', (c) => c.notNull())
+        .addColumn('allowance_micro', 'integer', (c) => c.notNull())
+        .addColumn('granted_micro', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('used_micro', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('reserved_micro', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      // A workspace's own AI settings; absent fields fall back to the owner's defaults.
+      await db.schema
+        .createTable('workspace_ai')
+        .addColumn('workspace_id', 'text', (c) =>
+          c.primaryKey().references('workspaces.id').onDelete('cascade'),
+        )
+        .addColumn('mode', 'text')
+        .addColumn('provider', 'text')
+        .addColumn('model', 'text')
+        .addColumn('api_key_enc', 'text')
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      // The ledger: one row per proxied call. Kept when the workspace goes (its name with it).
+      await db.schema
+        .createTable('ai_usage')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('workspace_id', 'text', (c) => c.notNull())
+        .addColumn('workspace_name', 'text', (c) => c.notNull())
+        .addColumn('mode', 'text', (c) => c.notNull())
+        .addColumn('provider', 'text', (c) => c.notNull())
+        .addColumn('model', 'text', (c) => c.notNull())
+        .addColumn('endpoint', 'text', (c) => c.notNull())
+        .addColumn('input_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('output_tokens', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('credits_micro', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('http_status', 'integer', (c) => c.notNull())
+        .addColumn('duration_ms', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createIndex('ai_usage_user_time')
+        .on('ai_usage')
+        .columns(['user_id', 'created_at'])
+        .execute()
+      await db.schema
+        .createIndex('ai_usage_workspace_time')
+        .on('ai_usage')
+        .columns(['workspace_id', 'created_at'])
+        .execute()
+    },
+  },
 }
 
 export const migrationProvider: MigrationProvider = {

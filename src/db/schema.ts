@@ -108,6 +108,61 @@ export interface AppLoginsTable {
   created_at: string
 }
 
+export type AiMode = 'managed' | 'byok' | 'off'
+export type AiProvider = 'openai' | 'anthropic' | 'google'
+
+/** A user's AI settings and this period's credits, in micro-credits (src/ai/credits.ts). */
+export interface AiAccountsTable {
+  user_id: string
+  mode: AiMode
+  default_provider: AiProvider
+  default_model: string
+  /** Start of the current monthly period (ISO); the allowance renews when a month has passed. */
+  period_start: string
+  /** The plan's monthly allowance, as of the period's start. */
+  allowance_micro: number
+  /** Granted by an administrator: kept across periods until used. */
+  granted_micro: number
+  /** Charged this period. */
+  used_micro: number
+  /** Held by calls in flight (an upper bound each), settled when they end. */
+  reserved_micro: number
+  updated_at: string
+}
+
+/** A workspace's own AI settings; null fields fall back to the owner's (ai_accounts). */
+export interface WorkspaceAiTable {
+  workspace_id: string
+  mode: AiMode | null
+  provider: AiProvider | null
+  model: string | null
+  /** BYOK key, AES-256-GCM under the master key (src/ai/secrets.ts); never returned. */
+  api_key_enc: string | null
+  updated_at: string
+}
+
+/** One proxied AI call (the ledger). */
+export interface AiUsageTable {
+  id: string
+  user_id: string
+  workspace_id: string
+  workspace_name: string
+  /** managed (charged), byok (recorded, not charged), off (a refused call). */
+  mode: AiMode
+  provider: string
+  model: string
+  /** `chat.completions`, `embeddings`, `messages`. */
+  endpoint: string
+  input_tokens: number
+  output_tokens: number
+  credits_micro: number
+  /** ok, error (upstream failed), cancelled (client hung up; charged for what it got), refused. */
+  status: 'ok' | 'error' | 'cancelled' | 'refused'
+  http_status: number
+  duration_ms: number
+  created_at: string
+}
+
 export interface Database {
   users: UsersTable
   api_keys: ApiKeysTable
@@ -117,4 +172,7 @@ export interface Database {
   snapshots: SnapshotsTable
   app_login_links: AppLoginsTable
   app_sessions: AppLoginsTable
+  ai_accounts: AiAccountsTable
+  workspace_ai: WorkspaceAiTable
+  ai_usage: AiUsageTable
 }

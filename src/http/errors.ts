@@ -10,7 +10,11 @@ export const errorCodes = {
   NOT_RUNNING: 400,
   UNAUTHORIZED: 401,
   LIMIT_EXCEEDED: 402,
+  /** The AI credit balance cannot cover the call. */
+  CREDITS_EXHAUSTED: 402,
   FORBIDDEN: 403,
+  /** The workspace's AI mode is off (or BYOK without a key). */
+  AI_DISABLED: 403,
   NOT_FOUND: 404,
   WORKSPACE_NOT_FOUND: 404,
   API_KEY_NOT_FOUND: 404,
@@ -26,11 +30,17 @@ export const errorCodes = {
   URI_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   RATE_LIMITED: 429,
+  /** Too many AI calls of one user in flight at once. */
+  AI_BUSY: 429,
   HEADERS_TOO_LARGE: 431,
   INTERNAL: 500,
   GUEST_ERROR: 502,
+  /** The AI upstream failed or could not be reached. */
+  AI_UPSTREAM_ERROR: 502,
   NODE_UNAVAILABLE: 503,
   WORKSPACE_UNAVAILABLE: 503,
+  /** No AI upstream is configured on this server. */
+  AI_NOT_CONFIGURED: 503,
   TIMEOUT: 504,
 } as const
 

@@ -13,6 +13,8 @@ export interface PlanLimits {
   max_apps: number
   max_snapshots_per_workspace: number
   max_ssh_keys: number
+  /** AI credits a month (1 credit ≈ $0.01 of upstream cost). */
+  ai_credits_monthly: number
 }
 
 /** The plan tiers (seeds' limits table): each limit, when exceeded, answers 402 naming it. */
@@ -28,6 +30,7 @@ export const plans: Record<Plan, PlanLimits> = {
     max_apps: 3,
     max_snapshots_per_workspace: 3,
     max_ssh_keys: 5,
+    ai_credits_monthly: 250,
   },
   pro: {
     max_vms: 10,
@@ -40,5 +43,6 @@ export const plans: Record<Plan, PlanLimits> = {
     max_apps: 20,
     max_snapshots_per_workspace: 10,
     max_ssh_keys: 20,
+    ai_credits_monthly: 2000,
   },
 }

@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import type { CreditStore } from '../ai/credits.ts'
+import { aiCredits, toAiCredits } from '../ai/schemas.ts'
 import { defineRoute } from '../http/route.ts'
 import type { WorkspaceStore } from '../workspaces/store.ts'
 import { limitsFor, usageOf } from './service.ts'
@@ -14,6 +16,7 @@ const limitsSchema = z.object({
   max_apps: z.number().int(),
   max_snapshots_per_workspace: z.number().int(),
   max_ssh_keys: z.number().int(),
+  ai_credits_monthly: z.number().int().describe('AI credits a month (1 credit ≈ $0.01)'),
 })
 
 const capacitySchema = z
@@ -26,7 +29,11 @@ const capacitySchema = z
   })
   .meta({ id: 'Capacity' })
 
-export function limitsRoutes(store: WorkspaceStore, capacity: { ramMb: number; vcpus: number }) {
+export function limitsRoutes(
+  store: WorkspaceStore,
+  capacity: { ramMb: number; vcpus: number },
+  credits: CreditStore,
+) {
   return [
     defineRoute({
       method: 'GET',
@@ -46,6 +53,7 @@ export function limitsRoutes(store: WorkspaceStore, capacity: { ramMb: number; v
             total_disk_mb: z.number().int(),
             total_ram_mb: z.number().int(),
           }),
+          credits: aiCredits,
         })
         .meta({ id: 'GetUserLimitsResponse' }),
       handler: async ({ user }) => ({
@@ -53,6 +61,7 @@ export function limitsRoutes(store: WorkspaceStore, capacity: { ramMb: number; v
         custom: false,
         limits: limitsFor(user),
         usage: usageOf(await store.listByUser(user.id)),
+        credits: toAiCredits(await credits.balance(user.id)),
       }),
     }),
     defineRoute({

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
 import path from 'node:path'
 import { buildApp } from '../app.ts'
 import { routerDeps } from '../apps/routing.ts'
@@ -27,7 +28,11 @@ export async function startPlatform(
   opts: { logger?: boolean | { level: string } } = {},
 ): Promise<Platform> {
   const app = await buildApp({ config, node, logger: opts.logger })
-  const bridge = await createBridge(app.rigbox)
+  const { aiSettings, credits, usage } = app.rigbox
+  const bridge = await createBridge({
+    ...app.rigbox,
+    aiProxy: { ai: config.ai, settings: aiSettings, credits, usage, log: app.log as Logger },
+  })
   node?.setBridge((conn, id) => bridge.handle(conn, id))
   // Disk work cut short by a crash is settled first: the reconciler must not start a half fork.
   await app.rigbox.snapshots.recover()
@@ -58,8 +63,9 @@ export async function startPlatform(
     async close() {
       await ssh.close()
       await router.close()
-      await app.close()
+      // The bridge before the app: calls still in flight write their ledger rows to its database.
       await bridge.close()
+      await app.close()
       await imageGc
     },
   }

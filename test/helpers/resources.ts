@@ -25,7 +25,8 @@ async function must(res: Promise<{ status: number; json: unknown; body: string }
 
 /**
  * Creates, for the key's user, a running workspace that has a snapshot (taken while it was
- * stopped), an app on it, an SSH key and a second API key. Needs a node (the fake one will do).
+ * stopped), an app on it, an SSH key and a second API key; and names the user itself. Needs a
+ * node (the fake one will do).
  */
 export async function createOwnedResources(t: TestApp, key: string): Promise<ResourceIds> {
   const suffix = randomBytes(3).toString('hex')
@@ -62,7 +63,10 @@ export async function createOwnedResources(t: TestApp, key: string): Promise<Res
     call(t.app, key, 'POST', '/api/v1/api-keys', { name: `second-${suffix}` }),
     'api key',
   )
+  const me = await must(call(t.app, key, 'GET', '/api/v1/users/me'), 'me')
   return {
+    // Admin operations on a user (`/admin/users/{id}/credits`) aim at the owner.
+    'users.id': me.user.id,
     'workspaces.id': ws,
     'snapshots.snapshot_id': snapshot.snapshot.id,
     'apps.id': app.app.id,

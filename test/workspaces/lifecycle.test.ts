@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test'
 import { StaleVersionError } from '../../src/workspaces/store.ts'
 import { call, makeApp, makeUser, type TestApp } from '../helpers/app.ts'
 import { FakeNode } from '../helpers/fake-node.ts'
+import { MANAGED_AI_ENV } from '../../src/ai/vm-env.ts'
 
 /** Lifecycle intent and reconciler logic against an in-memory node (real VMs: test/node). */
 describe('workspace lifecycle (reconciler, fenced transitions)', () => {
@@ -112,7 +113,12 @@ describe('workspace lifecycle (reconciler, fenced transitions)', () => {
       env_vars: { FOO: 'bar' },
     })
     assert.match(res.json.message, /applied to the running workspace/)
-    assert.deepEqual(node.configured.at(-1)?.env, { FOO: 'bar' })
+    // The user's env, on top of the AI env every managed workspace gets (src/ai/vm-env.ts).
+    assert.deepEqual(node.configured.at(-1)?.env, {
+      ...MANAGED_AI_ENV,
+      RIGBOX_AI_MODE: 'managed',
+      FOO: 'bar',
+    })
   })
 
   it('deletes a running workspace: the VM is destroyed and the record removed', async () => {

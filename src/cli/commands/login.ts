@@ -3,7 +3,7 @@ import { createRigboxClient, unwrap } from '../../client/index.ts'
 import { action } from '../action.ts'
 import { CliError, configPath, readCliConfig, writeCliConfig } from '../context.ts'
 
-async function readKeyFromStdin(): Promise<string> {
+export async function readKeyFromStdin(): Promise<string> {
   const chunks: Buffer[] = []
   for await (const c of process.stdin) chunks.push(c as Buffer)
   return Buffer.concat(chunks).toString('utf8').trim()

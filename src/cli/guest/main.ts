@@ -5,8 +5,9 @@
  * /usr/local/bin/rig.
  */
 import { Command } from 'commander'
-
-const BRIDGE = process.env.RIGBOX_BRIDGE_URL ?? 'http://172.16.0.1:9090'
+import { bridge, out, run } from './bridge.ts'
+import { registerProxy } from './proxy.ts'
+import { registerStatus } from './status.ts'
 
 interface AppView {
   id: string
@@ -15,38 +16,6 @@ interface AppView {
   visibility: string
   status: string
   url: string
-}
-
-async function bridge<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response
-  try {
-    res = await fetch(`${BRIDGE}${path}`, {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    })
-  } catch {
-    throw new Error(`cannot reach the Rigbox bridge at ${BRIDGE} (is this a Rigbox workspace?)`)
-  }
-  const json = (await res.json().catch(() => ({}))) as T & { error?: { message: string } }
-  if (!res.ok) throw new Error(json.error?.message ?? `the bridge answered HTTP ${res.status}`)
-  return json
-}
-
-const out = (cmd: Command, data: unknown, human: () => string) =>
-  process.stdout.write(
-    cmd.optsWithGlobals().json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`,
-  )
-
-function run<A extends unknown[]>(fn: (cmd: Command, ...args: A) => Promise<void>) {
-  return async (...args: unknown[]) => {
-    try {
-      await fn(args.at(-1) as Command, ...(args.slice(0, -1) as A))
-    } catch (err) {
-      process.stderr.write(`error: ${(err as Error).message}\n`)
-      process.exitCode = 1
-    }
-  }
 }
 
 const program = new Command('rig')
@@ -114,5 +83,8 @@ program
       )
     }),
   )
+
+registerStatus(program)
+registerProxy(program)
 
 await program.parseAsync()
