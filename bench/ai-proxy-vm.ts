@@ -5,15 +5,9 @@
  * time to first token, with the added ms (tunnel + proxy + the guest's own CPU, TCG here).
  * `npm run bench:ai-vm [calls]`. Boots one workspace (about a minute under TCG).
  */
-import fs from 'node:fs'
 import http from 'node:http'
-import os from 'node:os'
-import path from 'node:path'
-import { loadConfig } from '../src/config/config.ts'
-import { createLocalNode } from '../src/node/local-node.ts'
-import { startPlatform } from '../src/server/platform.ts'
 import { startAiUpstream } from '../test/helpers/ai-upstream.ts'
-import { imageDir } from './real-app.ts'
+import { realApp } from './real-app.ts'
 
 const calls = Number(process.argv[2] ?? 200)
 const body = (stream: boolean) =>
@@ -62,41 +56,20 @@ const measure = new Function('require', `${LOOP}; return measure`)((m: string) =
 ) as Measure
 
 const upstream = await startAiUpstream()
-const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rigbox-bench-ai-vm-'))
-const config = loadConfig({
-  RIGBOX_DATA_DIR: dataDir,
-  RIGBOX_IMAGE_DIR: imageDir,
-  RIGBOX_LOG_LEVEL: 'warn',
-  RIGBOX_PORT: '0',
-  RIGBOX_ROUTER_PORT: '0',
-  RIGBOX_SSH_PORT: '0',
-  RIGBOX_AI_UPSTREAM_URL: upstream.openaiUrl,
-  RIGBOX_AI_UPSTREAM_KEY: 'sk-bench',
-  RIGBOX_RATE_LIMIT_WORKSPACES: '1000000',
+const {
+  app,
+  call: api,
+  until,
+  close,
+} = await realApp('rigbox-bench-ai-vm-', {
+  platform: true,
+  env: { RIGBOX_AI_UPSTREAM_URL: upstream.openaiUrl, RIGBOX_AI_UPSTREAM_KEY: 'sk-bench' },
 })
-const node = await createLocalNode(config)
-const platform = await startPlatform(config, node, { logger: false })
-const key = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
-const api = async (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => {
-  const res = await platform.app.inject({
-    method,
-    url,
-    payload,
-    headers: { authorization: `Bearer ${key}` },
-  })
-  if (res.statusCode >= 300) throw new Error(`${method} ${url}: ${res.statusCode} ${res.body}`)
-  return res.json()
-}
 
 try {
   const { vm } = await api('POST', '/api/v1/workspaces', { name: 'bench-ai', ram_mb: 1024 })
   await api('POST', `/api/v1/workspaces/${vm.id}/start`)
-  for (;;) {
-    const { vm: now } = await api('GET', `/api/v1/workspaces/${vm.id}`)
-    if (now.status === 'running') break
-    if (now.status === 'failed') throw new Error(`${now.failure_code}: ${now.failure_reason}`)
-    await new Promise((r) => setTimeout(r, 500))
-  }
+  await until(vm.id, 'running', 500)
   // Credits for the run: an admin grant (the bench is the admin).
   const me = await api('GET', '/api/v1/users/me')
   await api('POST', `/api/v1/admin/users/${me.user.id}/credits`, { credits: 100_000 })
@@ -127,10 +100,8 @@ try {
     }
   }
   await api('DELETE', `/api/v1/workspaces/${vm.id}`)
-  await platform.app.rigbox.reconciler.idle()
+  await app.rigbox.reconciler.idle()
 } finally {
-  await platform.close()
-  await node.close()
+  await close()
   await upstream.close()
-  fs.rmSync(dataDir, { recursive: true, force: true })
 }

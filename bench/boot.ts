@@ -13,6 +13,8 @@ import { GuestChannel } from '../src/guest/index.ts'
 import { bareQemuArgs } from '../src/images/bare-boot.ts'
 import { findImage } from '../src/images/build.ts'
 import { imageDir, realApp } from './real-app.ts'
+import { Cgroups } from '../src/vm/cgroups.ts'
+import { findQemuInCgroup } from '../src/vm/qemu-run.ts'
 
 const rounds = Number(process.argv[2] ?? 2)
 const MEM_MB = 512
@@ -86,26 +88,17 @@ async function bareBoot() {
 }
 
 async function apiBoot() {
-  const { app, call, close } = await realApp('rigbox-bench-api-')
+  const { app, call, until, cgroupParent, close } = await realApp('rigbox-bench-api-')
   try {
     const started = performance.now()
     const { vm } = await call('POST', '/api/v1/workspaces', { name: 'bench', ram_mb: MEM_MB })
     await call('POST', `/api/v1/workspaces/${vm.id}/start`)
-    for (;;) {
-      const { vm: now } = await call('GET', `/api/v1/workspaces/${vm.id}`)
-      if (now.status === 'running') break
-      if (now.status === 'failed') throw new Error(`boot failed: ${now.failure_reason}`)
-      await new Promise((r) => setTimeout(r, 50))
-    }
+    await until(vm.id, 'running', 50)
     const seconds = (performance.now() - started) / 1000
     await new Promise((r) => setTimeout(r, 3000))
-    const pid = Number(
-      fs
-        .readFileSync(`/sys/fs/cgroup/memory/rigbox/${vm.id}/cgroup.procs`, 'utf8')
-        .trim()
-        .split('\n')
-        .at(-1),
-    )
+    // The QEMU among the VM's processes (its inbound relay shares the cgroup).
+    const pid = await findQemuInCgroup(new Cgroups(undefined, cgroupParent), vm.id)
+    if (!pid) throw new Error(`no QEMU in the cgroup of ${vm.id}`)
     const memory = overheadMb(pid)
     await call('DELETE', `/api/v1/workspaces/${vm.id}`)
     await app.rigbox.reconciler.idle()

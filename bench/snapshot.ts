@@ -8,16 +8,7 @@ import path from 'node:path'
 import { realApp } from './real-app.ts'
 
 const rounds = Number(process.argv[2] ?? 3)
-const { app, dataDir, call, close } = await realApp('rigbox-bench-snap-')
-
-async function until(id: string, status: string) {
-  for (;;) {
-    const { vm } = await call('GET', `/api/v1/workspaces/${id}`)
-    if (vm.status === status) return vm
-    if (vm.status === 'failed') throw new Error(`${id} failed: ${vm.failure_reason}`)
-    await new Promise((r) => setTimeout(r, 20))
-  }
-}
+const { app, dataDir, call, until, close } = await realApp('rigbox-bench-snap-')
 
 /** Seconds from the request to the status it leads to. */
 async function timed(id: string, verb: string, status: string) {

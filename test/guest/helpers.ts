@@ -9,6 +9,9 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startRelay, type HostLossMode, type Relay } from '../../agent/devrelay.ts'
 import { GuestChannel } from '../../src/guest/index.ts'
+import { GuestCalls } from '../../src/node/guest-calls.ts'
+import { call, makeApp, makeUser, type TestApp } from '../helpers/app.ts'
+import { FakeNode } from '../helpers/fake-node.ts'
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -205,4 +208,39 @@ export function hashCommand(bytes: number): { command: string; sha: string } {
     command: head + payload + tail,
     sha: createHash('sha256').update(payload, 'utf8').digest('hex'),
   }
+}
+
+/** The node's real guest calls (src/node/guest-calls.ts), over one channel to a dev-mode agent. */
+class ChannelCalls extends GuestCalls {
+  constructor(private readonly channel: GuestChannel) {
+    super()
+  }
+  protected override guest(): GuestChannel {
+    return this.channel
+  }
+}
+
+/**
+ * The real API over a fake node whose exec, files and logs go through the node's real guest
+ * calls and `ch` to a real agent: one running workspace, `name`, of a pro user.
+ */
+export async function apiOverChannel(
+  ch: GuestChannel,
+  name: string,
+  opts: { onExec?: () => void } = {},
+): Promise<{ t: TestApp; key: string; id: string }> {
+  const calls = new ChannelCalls(ch)
+  const node = new FakeNode()
+  Object.assign(node, {
+    exec: (...a: Parameters<GuestCalls['exec']>) => (opts.onExec?.(), calls.exec(...a)),
+    readFile: (...a: Parameters<GuestCalls['readFile']>) => calls.readFile(...a),
+    writeFile: (...a: Parameters<GuestCalls['writeFile']>) => calls.writeFile(...a),
+    logs: (...a: Parameters<GuestCalls['logs']>) => calls.logs(...a),
+  })
+  const t = await makeApp({ node })
+  const key = (await makeUser(t, `${name}@example.com`, 'pro')).key
+  const id = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name })).json.vm.id as string
+  await call(t.app, key, 'POST', `/api/v1/workspaces/${id}/start`)
+  await t.app.rigbox.reconciler.idle()
+  return { t, key, id }
 }

@@ -20,10 +20,14 @@ import {
   specRequest,
   takesBodySpec,
 } from '../../src/guest/spec-form.ts'
-import { GuestCalls } from '../../src/node/guest-calls.ts'
-import { call, makeApp, makeUser, type TestApp } from '../helpers/app.ts'
-import { FakeNode } from '../helpers/fake-node.ts'
-import { hashCommand, repoRoot, connectAgent, type AgentUnderTest } from './helpers.ts'
+import { call, type TestApp } from '../helpers/app.ts'
+import {
+  apiOverChannel,
+  hashCommand,
+  repoRoot,
+  connectAgent,
+  type AgentUnderTest,
+} from './helpers.ts'
 
 /** The last commit whose agent is 0.1.0 (specs in `x-exec-spec` / `x-pty-spec` headers). */
 const OLD_AGENT_COMMIT = '53ab962f2eee4c0b45ef2727c3143687dd196f4d'
@@ -44,16 +48,6 @@ function extractOldAgent(): { agentDir: string; cleanup: () => void } {
   return {
     agentDir: path.join(dir, 'agent'),
     cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
-  }
-}
-
-/** The node's real guest calls (exec → API errors) over one channel. */
-class ChannelCalls extends GuestCalls {
-  constructor(private readonly channel: GuestChannel) {
-    super()
-  }
-  protected override guest(): GuestChannel {
-    return this.channel
   }
 }
 
@@ -110,14 +104,7 @@ describe(
     before(async () => {
       old = extractOldAgent()
       ;({ agent, ch } = await connectAgent({ agentDir: old.agentDir }))
-      const calls = new ChannelCalls(ch)
-      const node = new FakeNode()
-      Object.assign(node, { exec: (...a: Parameters<GuestCalls['exec']>) => calls.exec(...a) })
-      t = await makeApp({ node })
-      key = (await makeUser(t, 'old-agent@example.com', 'pro')).key
-      id = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name: 'old-agent' })).json.vm.id
-      await call(t.app, key, 'POST', `/api/v1/workspaces/${id}/start`)
-      await t.app.rigbox.reconciler.idle()
+      ;({ t, key, id } = await apiOverChannel(ch, 'old-agent'))
     })
     after(async () => {
       await t?.close()

@@ -5,7 +5,10 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { call } from './app.ts'
+import { loadConfig } from '../../src/config/config.ts'
+import { createLocalNode } from '../../src/node/local-node.ts'
+import { startPlatform } from '../../src/server/platform.ts'
+import { call, tempDir } from './app.ts'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -19,6 +22,51 @@ export async function freePort(): Promise<number> {
   await new Promise((r) => server.close(r))
   return port
 }
+
+/**
+ * `rigbox serve` in this process on the real local node, in a fresh data dir and on free ports
+ * (`env` adds settings): the API through `api(key, …)`, users made by the admin.
+ */
+export async function startVmPlatform(env: Record<string, string> = {}) {
+  const dataDir = tempDir()
+  const routerPort = await freePort()
+  const sshPort = await freePort()
+  const config = loadConfig({
+    RIGBOX_DATA_DIR: dataDir,
+    RIGBOX_IMAGE_DIR: imageDir,
+    RIGBOX_PORT: String(await freePort()),
+    RIGBOX_ROUTER_PORT: String(routerPort),
+    RIGBOX_SSH_PORT: String(sshPort),
+    RIGBOX_LOG_LEVEL: 'warn',
+    ...env,
+  })
+  const node = await createLocalNode(config)
+  const platform = await startPlatform(config, node, { logger: false })
+  const adminKey = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
+  const api = (
+    key: string,
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    url: string,
+    body?: unknown,
+  ) => call(platform.app, key, method, url, body)
+  return {
+    dataDir,
+    platform,
+    node,
+    routerPort,
+    sshPort,
+    api,
+    async makeUser(email: string, plan: 'free' | 'pro' = 'pro'): Promise<string> {
+      return (await api(adminKey, 'POST', '/api/v1/admin/users', { email, plan })).json.api_key
+    },
+    async close() {
+      await platform.app.rigbox.reconciler.idle()
+      await platform.close()
+      await node.close()
+    },
+  }
+}
+export type VmPlatform = Awaited<ReturnType<typeof startVmPlatform>>
 
 /** Polls a workspace through the API until its status is one of `targets`. */
 export async function waitStatus(
@@ -145,6 +193,13 @@ export class ServerProcess {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     return { status: res.status, json: (await res.json().catch(() => null)) as any }
   }
+}
+
+/** The memory cgroup dir of a workspace's VM, under its installation's own parent. */
+export function vmCgroupDir(dataDir: string, id: string): string {
+  const file = path.join(dataDir, 'node', 'installation.json')
+  const { cgroupParent } = JSON.parse(fs.readFileSync(file, 'utf8')) as { cgroupParent: string }
+  return path.join('/sys/fs/cgroup/memory', cgroupParent, id)
 }
 
 /** QEMU processes whose command line names this workspace. */

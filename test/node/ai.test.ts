@@ -1,16 +1,9 @@
 import assert from 'node:assert/strict'
 import crypto from 'node:crypto'
-import fs from 'node:fs'
-import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { loadConfig } from '../../src/config/config.ts'
-import { createLocalNode } from '../../src/node/local-node.ts'
-import type { NodeClient } from '../../src/node/types.ts'
-import { startPlatform, type Platform } from '../../src/server/platform.ts'
 import { REPLY, startAiUpstream, type AiUpstream } from '../helpers/ai-upstream.ts'
-import { call, tempDir } from '../helpers/app.ts'
 import { sdkBundle } from '../helpers/sdk-bundle.ts'
-import { freePort, imageDir, waitStatus } from '../helpers/vm-env.ts'
+import { startVmPlatform, waitStatus, type VmPlatform } from '../helpers/vm-env.ts'
 import { holdVmLock } from '../helpers/vm-lock.ts'
 
 /** Guest programs using the official SDKs as any user would; each prints one JSON line. */
@@ -87,8 +80,7 @@ try {
 describe('the managed AI proxy, from inside a real VM', { timeout: 20 * 60_000 }, () => {
   let releaseVms = () => {}
   let upstream: AiUpstream
-  let platform: Platform
-  let node: NodeClient
+  let vmp: VmPlatform
   let owner: string
   let stranger: string
   let ws: { id: string; name: string }
@@ -96,14 +88,7 @@ describe('the managed AI proxy, from inside a real VM', { timeout: 20 * 60_000 }
   // Built from parts, so that a search for them inside the VM does not find its own command line.
   const managedKey = ['sk-managed', crypto.randomBytes(12).toString('hex')].join('-')
   const byokKey = ['sk-user-own', crypto.randomBytes(12).toString('hex')].join('-')
-  const dataDir = tempDir()
-
-  const api = (
-    key: string,
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
-    url: string,
-    body?: unknown,
-  ) => call(platform.app, key, method, url, body)
+  const api: VmPlatform['api'] = (...args) => vmp.api(...args)
   /** A login shell in the VM, as the developer, with the workspace's env. */
   const sh = async (command: string, user: 'developer' | 'root' = 'developer') => {
     const res = await api(owner, 'POST', `/api/v1/workspaces/${ws.id}/exec`, {
@@ -141,13 +126,7 @@ describe('the managed AI proxy, from inside a real VM', { timeout: 20 * 60_000 }
   before(async () => {
     releaseVms = await holdVmLock()
     upstream = await startAiUpstream()
-    const config = loadConfig({
-      RIGBOX_DATA_DIR: dataDir,
-      RIGBOX_IMAGE_DIR: imageDir,
-      RIGBOX_PORT: String(await freePort()),
-      RIGBOX_ROUTER_PORT: String(await freePort()),
-      RIGBOX_SSH_PORT: String(await freePort()),
-      RIGBOX_LOG_LEVEL: 'warn',
+    vmp = await startVmPlatform({
       RIGBOX_AI_UPSTREAM_URL: upstream.openaiUrl,
       RIGBOX_AI_UPSTREAM_KEY: managedKey,
       RIGBOX_AI_ANTHROPIC_URL: upstream.url,
@@ -157,20 +136,14 @@ describe('the managed AI proxy, from inside a real VM', { timeout: 20 * 60_000 }
       RIGBOX_AI_MODEL_FAST: 'test/small',
       RIGBOX_AI_MODEL_FREE: 'test/free',
     })
-    node = await createLocalNode(config)
-    platform = await startPlatform(config, node, { logger: false })
-    const admin = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
-    const mk = async (email: string) =>
-      (await api(admin, 'POST', '/api/v1/admin/users', { email, plan: 'pro' })).json
-        .api_key as string
-    owner = await mk('ai-owner@example.com')
-    stranger = await mk('ai-stranger@example.com')
+    owner = await vmp.makeUser('ai-owner@example.com')
+    stranger = await vmp.makeUser('ai-stranger@example.com')
     ws = (await api(owner, 'POST', '/api/v1/workspaces', { name: 'ai-vm' })).json.vm
     strangersWs = (await api(stranger, 'POST', '/api/v1/workspaces', { name: 'elsewhere' })).json.vm
     await api(owner, 'POST', `/api/v1/workspaces/${ws.id}/start`)
-    ws = await waitStatus(platform.app, owner, ws.id, ['running'])
+    ws = await waitStatus(vmp.platform.app, owner, ws.id, ['running'])
     // The official clients, as installed here, unpacked in the VM (no registry needed).
-    const put = await platform.app.inject({
+    const put = await vmp.platform.app.inject({
       method: 'PUT',
       url: `/api/v1/workspaces/${ws.id}/files?path=/home/developer/sdk.tgz`,
       headers: { authorization: `Bearer ${owner}`, 'content-type': 'application/octet-stream' },
@@ -192,9 +165,7 @@ describe('the managed AI proxy, from inside a real VM', { timeout: 20 * 60_000 }
 
   after(async () => {
     await api(owner, 'DELETE', `/api/v1/workspaces/${ws.id}`).catch(() => undefined)
-    await platform?.app.rigbox.reconciler.idle()
-    await platform?.close()
-    await node?.close()
+    await vmp?.close()
     await upstream?.close()
     releaseVms()
   })

@@ -7,13 +7,11 @@ import net from 'node:net'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { promisify } from 'node:util'
-import { loadConfig } from '../../src/config/config.ts'
-import { createLocalNode } from '../../src/node/local-node.ts'
 import type { GuestPortTarget, NodeClient } from '../../src/node/types.ts'
-import { startPlatform, type Platform } from '../../src/server/platform.ts'
+import type { Platform } from '../../src/server/platform.ts'
 import { createNetnsHost, type NetnsHost } from '../egress/netns.ts'
 import { tempDir } from '../helpers/app.ts'
-import { freePort, imageDir, waitStatus } from '../helpers/vm-env.ts'
+import { startVmPlatform, waitStatus, type VmPlatform } from '../helpers/vm-env.ts'
 import { connectAsNobody } from '../vm/vm-helpers.ts'
 import { holdVmLock } from '../helpers/vm-lock.ts'
 
@@ -122,16 +120,8 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
   let netns: NetnsHost | null = null
   const keysDir = tempDir()
 
-  const api = async (key: string, method: string, url: string, body?: unknown) => {
-    const res = await platform.app.inject({
-      method: method as 'GET',
-      url,
-      headers: { authorization: `Bearer ${key}` },
-      ...(body === undefined ? {} : { payload: body as object }),
-    })
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    return { status: res.statusCode, json: res.json() as any, body: res.body }
-  }
+  let vmp: VmPlatform
+  const api: VmPlatform['api'] = (...args) => vmp.api(...args)
   const exec = async (id: string, command: string, user: 'developer' | 'root' = 'developer') => {
     const res = await api(owner, 'POST', `/api/v1/workspaces/${id}/exec`, {
       command,
@@ -142,29 +132,13 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
     return res.json as { exit_code: number; stdout: string; stderr: string }
   }
 
-  const dataDir = tempDir()
-
   before(async () => {
     releaseVms = await holdVmLock()
-    routerPort = await freePort()
-    sshPort = await freePort()
-    const config = loadConfig({
-      RIGBOX_DATA_DIR: dataDir,
-      RIGBOX_IMAGE_DIR: imageDir,
-      RIGBOX_PORT: String(await freePort()),
-      RIGBOX_ROUTER_PORT: String(routerPort),
-      RIGBOX_SSH_PORT: String(sshPort),
-      RIGBOX_LOG_LEVEL: 'warn',
-    })
-    node = await createLocalNode(config)
-    platform = await startPlatform(config, node, { logger: false })
-    const admin = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
-    const mk = async (email: string) =>
-      (await api(admin, 'POST', '/api/v1/admin/users', { email, plan: 'pro' })).json
-        .api_key as string
-    owner = await mk('owner@example.com')
-    friend = await mk('friend@example.com')
-    stranger = await mk('stranger@example.com')
+    vmp = await startVmPlatform()
+    ;({ platform, node, routerPort, sshPort } = vmp)
+    owner = await vmp.makeUser('owner@example.com')
+    friend = await vmp.makeUser('friend@example.com')
+    stranger = await vmp.makeUser('stranger@example.com')
     const create = async (name: string) =>
       (await api(owner, 'POST', '/api/v1/workspaces', { name })).json.vm
     a = await create('net-a')
@@ -190,9 +164,7 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
   after(async () => {
     await netns?.close()
     for (const ws of [a, b]) if (ws) await api(owner, 'DELETE', `/api/v1/workspaces/${ws.id}`)
-    await platform?.app.rigbox.reconciler.idle()
-    await platform?.close()
-    await node?.close()
+    await vmp?.close()
     releaseVms()
   })
 
@@ -253,7 +225,7 @@ describe('networking, apps, bridge and SSH with real VMs', { timeout: 20 * 60_00
       if (answer.includes('from the vm')) leaks.push(`127.0.0.1:${port}`)
     }
     assert.deepEqual(leaks, [], 'a host port that serves the private app without credentials')
-    const inbound = path.join(dataDir, 'vms', a.id, 'inbound.sock')
+    const inbound = path.join(vmp.dataDir, 'vms', a.id, 'inbound.sock')
     assert.equal(
       await connectAsNobody(inbound),
       'EACCES',

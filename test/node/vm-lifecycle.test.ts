@@ -9,7 +9,7 @@ import { createLocalNode } from '../../src/node/local-node.ts'
 import type { NodeClient } from '../../src/node/types.ts'
 import { call, makeApp, makeUser, tempDir, type TestApp } from '../helpers/app.ts'
 import { hashCommand } from '../guest/helpers.ts'
-import { imageDir, qemuPidsFor, waitStatus } from '../helpers/vm-env.ts'
+import { imageDir, qemuPidsFor, vmCgroupDir, waitStatus } from '../helpers/vm-env.ts'
 import { holdVmLock } from '../helpers/vm-lock.ts'
 
 /**
@@ -288,17 +288,14 @@ describe('workspaces as real micro-VMs', { timeout: 20 * 60_000 }, () => {
       [other.id, otherKey],
     ]) {
       assert.ok(fs.existsSync(path.join(vmsDir, id)))
+      assert.ok(fs.existsSync(vmCgroupDir(t.dataDir, id)), `${id} has its cgroup while it runs`)
       assert.equal((await call(t.app, k, 'DELETE', `/api/v1/workspaces/${id}`)).status, 200)
     }
     await t.app.rigbox.reconciler.idle()
     for (const id of [ws.id, other.id]) {
       assert.deepEqual(qemuPidsFor(id), [])
       assert.equal(fs.existsSync(path.join(vmsDir, id)), false, `${id} directory removed`)
-      assert.equal(
-        fs.existsSync(`/sys/fs/cgroup/memory/rigbox/${id}`),
-        false,
-        `${id} cgroup removed`,
-      )
+      assert.equal(fs.existsSync(vmCgroupDir(t.dataDir, id)), false, `${id} cgroup removed`)
     }
   })
 })

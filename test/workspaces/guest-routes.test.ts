@@ -6,19 +6,8 @@ import assert from 'node:assert/strict'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { EXEC_LIMITS, GuestChannel } from '../../src/guest/index.ts'
-import { GuestCalls } from '../../src/node/guest-calls.ts'
-import { call, makeApp, makeUser, type TestApp } from '../helpers/app.ts'
-import { FakeNode } from '../helpers/fake-node.ts'
-import { hashCommand, connectAgent, type AgentUnderTest } from '../guest/helpers.ts'
-
-class ChannelCalls extends GuestCalls {
-  constructor(private readonly channel: GuestChannel) {
-    super()
-  }
-  protected override guest(): GuestChannel {
-    return this.channel
-  }
-}
+import { call, type TestApp } from '../helpers/app.ts'
+import { apiOverChannel, hashCommand, connectAgent, type AgentUnderTest } from '../guest/helpers.ts'
 
 const isRoot = process.getuid?.() === 0
 
@@ -36,19 +25,7 @@ describe('exec and files routes over a real agent', { skip: !isRoot && 'needs ro
 
   before(async () => {
     ;({ agent, ch } = await connectAgent())
-    const calls = new ChannelCalls(ch)
-    const node = new FakeNode()
-    Object.assign(node, {
-      exec: (...a: Parameters<GuestCalls['exec']>) => (execs++, calls.exec(...a)),
-      readFile: (...a: Parameters<GuestCalls['readFile']>) => calls.readFile(...a),
-      writeFile: (...a: Parameters<GuestCalls['writeFile']>) => calls.writeFile(...a),
-      logs: (...a: Parameters<GuestCalls['logs']>) => calls.logs(...a),
-    })
-    t = await makeApp({ node })
-    key = (await makeUser(t, 'guest-routes@example.com', 'pro')).key
-    id = (await call(t.app, key, 'POST', '/api/v1/workspaces', { name: 'exact' })).json.vm.id
-    await call(t.app, key, 'POST', `/api/v1/workspaces/${id}/start`)
-    await t.app.rigbox.reconciler.idle()
+    ;({ t, key, id } = await apiOverChannel(ch, 'exact', { onExec: () => execs++ }))
   })
   after(async () => {
     await t?.close()
