@@ -44,9 +44,11 @@ fi
 echo "setup: installing npm dependencies"
 npm ci --no-audit --no-fund --loglevel=error
 
-# The guest image is cached by a hash of its recipe: a second run finds it and returns at once.
-echo "setup: building the guest image (first time: a few minutes)"
+# The guest images are cached by a hash of their recipe: a second run finds them and returns at
+# once. `dev` (base plus build tools) is what the web-fullstack template runs on.
+echo "setup: building the guest images (first time: a few minutes)"
 $SUDO npx tsx src/cli/main.ts image build base
+$SUDO npx tsx src/cli/main.ts image build dev
 
 if [ "$start" = 1 ]; then
   exec npm start

@@ -34,6 +34,18 @@ import type { NodeClient, WorkspaceSpec } from './node/types.ts'
 import { Reconciler } from './reconciler/reconciler.ts'
 import { templateRoutes } from './templates/routes.ts'
 import { appRoutes } from './apps/routes.ts'
+import { JobRunner, JobStore } from './tools/jobs.ts'
+import { toolRoutes } from './tools/routes.ts'
+import { CatalogService } from './tools/catalog-service.ts'
+import { ToolService } from './tools/service.ts'
+import { appServiceRoutes } from './apps/service-routes.ts'
+import { wireAppServices, type AppServices } from './apps/services-wiring.ts'
+import { attachmentChecker } from './automation/plan.ts'
+import { automationRoutes } from './automation/routes.ts'
+import { SetupRunner } from './automation/runner.ts'
+import { WorkspaceServices } from './automation/services.ts'
+import { workspaceServicesRoutes } from './automation/services-routes.ts'
+import { AutomationStore } from './automation/store.ts'
 import { AppLoginStore } from './apps/logins.ts'
 import { AppService } from './apps/service.ts'
 import { AppStore } from './apps/store.ts'
@@ -81,6 +93,14 @@ export interface Rigbox {
   credits: CreditStore
   usage: UsageStore
   aiSettings: SettingsStore
+  /** Apps as services: unit control, params, log sources and logs, router-counted metrics. */
+  appServices: AppServices
+  /** Setup scripts and service specs; the runner of each boot's automation. */
+  automation: AutomationStore
+  setupRunner: SetupRunner
+  /** Workspace tools and the app catalog, installed by background jobs (src/tools/). */
+  tools: ToolService
+  catalog: CatalogService
 }
 
 declare module 'fastify' {
@@ -133,10 +153,12 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
   const sessionSecret = loadOrCreateSecret(path.join(config.dataDir, 'router.secret'))
   const credits = new CreditStore(db)
   const usage = new UsageStore(db)
+  // Seals BYOK keys and sensitive app params alike.
+  const secrets = new SecretBox(loadMasterKey(config))
   const aiSettings = new SettingsStore({
     db,
     accounts: credits,
-    secrets: new SecretBox(loadMasterKey(config)),
+    secrets,
     log: app.log as Logger,
     // A running VM gets its new AI env at once (new shells see it); a stopped one at its boot.
     onSettingsChanged: async (id) => {
@@ -164,6 +186,18 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     egress: JSON.parse(row.egress_policy) as WorkspaceSpec['egress'],
   })
   const reconfigure = async (row: WorkspaceRow) => node?.configure(await specOf(row))
+  const automation = new AutomationStore(db)
+  // Each fresh boot runs the workspace's scripts and services in the background.
+  const setupRunner = new SetupRunner({
+    node,
+    automation,
+    workspaces: store,
+    log: app.log as Logger,
+    // Apps' params reach their units before the services start.
+    beforePlan: (row, guest) => appServices.params.deliverAll(row.id, guest),
+    // Quick deploy's catalog apps install once the workspace's own setup is done.
+    afterSetup: async (row) => void (await catalog.installPending(row)),
+  })
   const reconciler = new Reconciler({
     store,
     node,
@@ -171,6 +205,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     bootTimeoutMs: config.bootTimeoutMs,
     stopTimeoutMs: config.stopTimeoutMs,
     specOf,
+    onBooted: (row) => setupRunner.onBooted(row),
   })
   const workspaces = new WorkspaceService({
     store,
@@ -179,6 +214,7 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     kick: (id) => reconciler.kick(id),
     onEnvChanged: reconfigure,
     ssh: { host: config.publicHost, port: config.sshPort },
+    checkAttachments: attachmentChecker(automation),
   })
   const apps = new AppService({
     store: new AppStore(db),
@@ -188,6 +224,28 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     sessionSecret,
     logins: new AppLoginStore(db),
   })
+  const appServices = wireAppServices({
+    db,
+    apps,
+    workspaces,
+    node,
+    secrets,
+    onMetricsError: (err) => app.log.warn({ err }, 'app metrics flush failed'),
+  })
+  const toolDeps = {
+    jobs: new JobRunner(new JobStore(db), node, app.log as Logger),
+    apps,
+    appStore: new AppStore(db),
+    workspaces,
+    node,
+    secrets,
+    findUser: (id: string) => auth.findUserById(id),
+    log: app.log as Logger,
+  }
+  const tools = new ToolService(toolDeps)
+  const catalog = new CatalogService(toolDeps)
+  // Install jobs of a previous process cannot finish: they show failed from now on.
+  await tools.recover()
   const snapshots = new SnapshotService({
     snapshots: new SnapshotStore(db),
     store,
@@ -225,6 +283,11 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
     credits,
     usage,
     aiSettings,
+    automation,
+    setupRunner,
+    appServices,
+    tools,
+    catalog,
   })
 
   await app.register(fastifySwagger, {
@@ -250,8 +313,14 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
       ...workspaceRoutes(workspaces),
       ...guestRoutes(workspaces, node, config),
       ...egressRoutes(workspaces),
-      ...templateRoutes(workspaces),
-      ...appRoutes(apps),
+      ...templateRoutes({ workspaces, apps, secrets }),
+      ...appRoutes(apps, appServices.control),
+      ...appServiceRoutes({ apps, ...appServices }),
+      ...automationRoutes(automation),
+      ...workspaceServicesRoutes(
+        new WorkspaceServices({ workspaces, automation, apps: new AppStore(db), node }),
+      ),
+      ...toolRoutes(tools, catalog, apps),
       ...snapshotRoutes(snapshots, workspaces),
       ...sshKeyRoutes({
         keys: sshKeys,
@@ -272,6 +341,8 @@ export async function buildApp(opts: BuildOptions): Promise<FastifyInstance> {
 
   app.addHook('onClose', async () => {
     await reconciler.close()
+    await setupRunner.close()
+    await appServices.close()
     if (!opts.db) await db.destroy()
   })
   return app

@@ -17,12 +17,13 @@ import {
   updateAppRequest,
   visibilityRequest,
 } from './schemas.ts'
+import type { AppControl } from './control.ts'
 import type { AppService } from './service.ts'
 
 const tag = 'apps'
 const common = { tag, auth: 'user' as const, rateClass: 'apps' as const }
 
-export function appRoutes(apps: AppService) {
+export function appRoutes(apps: AppService, control: AppControl) {
   const one = { schema: appSchema, from: (r: { app: z.infer<typeof appSchema> }) => r.app }
   const action = (verb: 'start' | 'stop' | 'restart', summary: string) =>
     defineRoute({
@@ -32,15 +33,7 @@ export function appRoutes(apps: AppService) {
       summary,
       params: appIdParams,
       response: serviceActionResponse,
-      handler: async ({ user, params }) => {
-        const row = await apps.setRouted(user, params.id, verb !== 'stop')
-        const state = verb === 'stop' ? 'off' : 'on'
-        return {
-          message: `route for ${row.subdomain} is ${state}; the service in the workspace keeps running`,
-          app: apps.view(row),
-          service_name: row.name,
-        }
-      },
+      handler: ({ user, params }) => control.act(user, params.id, verb),
     })
 
   return [
@@ -114,9 +107,9 @@ export function appRoutes(apps: AppService) {
         ),
       }),
     }),
-    action('start', 'Switch the route on'),
-    action('stop', 'Switch the route off (404 at the router; the service keeps running)'),
-    action('restart', 'Switch the route off and on again'),
+    action('start', "Start the app's systemd unit in its workspace and switch its route on"),
+    action('stop', "Switch the app's route off (404 at the router) and stop its unit"),
+    action('restart', "Restart the app's unit (its route stays on)"),
     defineRoute({
       ...common,
       method: 'POST',

@@ -50,5 +50,6 @@ export function routerDeps(app: FastifyInstance, domain: string): RouterDeps {
     redeemLogin: (linkId, subdomain, expiresAt) => logins.redeem(linkId, subdomain, expiresAt),
     sessionCaller: (sessionId, subdomain) => logins.sessionCaller(sessionId, subdomain),
     endSession: (sessionId) => logins.endSession(sessionId),
+    onRequestDone: (r) => app.rigbox.appServices.recorder.record(r),
   }
 }

@@ -4,6 +4,7 @@ import { ApiError, notFound } from '../http/errors.ts'
 import { newId, nowIso } from '../lib/ids.ts'
 import { limitsFor } from '../limits/service.ts'
 import type { GuestPortTarget, NodeClient } from '../node/types.ts'
+import { unitName } from '../automation/guest.ts'
 import { findTemplate } from '../templates/catalog.ts'
 import type { WorkspaceService } from '../workspaces/service.ts'
 import type { WorkspaceRow } from '../workspaces/store.ts'
@@ -36,6 +37,13 @@ export interface CreateAppInput {
   app_kind?: string
   managed?: boolean
   system_tags?: string[]
+  /** The unit serving it in the VM (start/stop/restart act on it). */
+  service_unit?: string | null
+  /** JSON ParamSpec[] / sealed values, as src/apps/params.ts stores them. */
+  params?: string
+  param_values?: string
+  depends_on?: string[]
+  status?: AppRow['status']
 }
 
 const DEFAULT_PORT = 3000
@@ -62,7 +70,7 @@ export class AppService {
       system_tags: JSON.parse(row.system_tags) as string[],
       app_kind: row.app_kind,
       managed: row.managed === 1,
-      depends_on: [],
+      depends_on: JSON.parse(row.depends_on) as string[],
       custom_domain: null,
       custom_domain_verified: false,
       created_at: row.created_at,
@@ -108,12 +116,16 @@ export class AppService {
       protocol: input.protocol ?? 'http',
       visibility: 'private',
       allowed_emails: '[]',
-      status: 'active',
+      status: input.status ?? 'active',
       description: input.description ?? null,
       metadata: JSON.stringify(input.metadata ?? {}),
       managed: input.managed ? 1 : 0,
       system_tags: JSON.stringify(input.system_tags ?? []),
       app_kind: input.app_kind ?? 'service',
+      service_unit: input.service_unit ?? null,
+      params: input.params ?? '[]',
+      param_values: input.param_values ?? '{}',
+      depends_on: JSON.stringify(input.depends_on ?? []),
       created_at: now,
       updated_at: now,
     }
@@ -288,15 +300,25 @@ export class AppService {
     }
   }
 
-  /** Creates the template's expected apps that do not exist yet; safe to repeat. */
-  async reconcile(user: User, workspaceId: string) {
+  /**
+   * Creates the template's expected apps that do not exist yet; safe to repeat. Each is backed by
+   * the template service serving it (`app_services`) and declares the template's params;
+   * `params` gives an app's checked and sealed columns (src/apps/params.ts paramColumns), else its
+   * specs with no values set (the defaults apply).
+   */
+  async reconcile(
+    user: User,
+    workspaceId: string,
+    opts: { params?: Record<string, { params: string; param_values: string }> } = {},
+  ) {
     const ws = await this.d.workspaces.get(user, workspaceId)
-    const expected = (ws.template_id && findTemplate(ws.template_id)?.expected_apps) || []
+    const template = ws.template_id ? findTemplate(ws.template_id) : undefined
     const existing = await this.d.store.listByWorkspace(ws.id)
     const created: AppRow[] = []
-    for (const want of expected) {
+    for (const want of template?.expected_apps ?? []) {
       if (existing.some((a) => a.port === want.port && a.managed === 1)) continue
       const name = await this.freeName(`${want.name}-${ws.id.slice(3)}`)
+      const service = template?.app_services?.[want.name]
       created.push(
         await this.create(user, {
           name,
@@ -305,6 +327,12 @@ export class AppService {
           protocol: want.protocol,
           managed: true,
           system_tags: want.system_tags,
+          service_unit: service ? unitName('svc', service) : null,
+          ...(opts.params?.[want.name] ?? {
+            params: JSON.stringify(want.configurable_params ?? []),
+            param_values: '{}',
+          }),
+          depends_on: want.depends_on,
         }),
       )
     }
@@ -334,7 +362,8 @@ export class AppService {
     return this.d.node!.exec(ws.id, { command, user: 'root', timeoutMs: 10_000 }, 64 * 1024)
   }
 
-  private async unitOf(ws: WorkspaceRow, pid: number): Promise<string | null> {
+  /** The systemd (system) unit a guest process runs in, from its cgroup; null if none. */
+  async unitOf(ws: WorkspaceRow, pid: number): Promise<string | null> {
     const r = await this.rootExec(ws, `cat /proc/${pid}/cgroup 2>/dev/null`)
     const unit = /\/system\.slice\/([^/\s]+\.service)/.exec(r.stdout)?.[1]
     return unit ?? null

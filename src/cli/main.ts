@@ -1,5 +1,15 @@
 #!/usr/bin/env node
 import { Command } from 'commander'
+import appLogs from './commands/app/logs.ts'
+import appLs from './commands/app/ls.ts'
+import appNew from './commands/app/new.ts'
+import appParam from './commands/app/param.ts'
+import appRestart from './commands/app/restart.ts'
+import appRm from './commands/app/rm.ts'
+import appStart from './commands/app/start.ts'
+import appStop from './commands/app/stop.ts'
+import catalogInstall from './commands/catalog/install.ts'
+import catalogLs from './commands/catalog/ls.ts'
 import aiConfig from './commands/ai/config.ts'
 import aiUsage from './commands/ai/usage.ts'
 import credits from './commands/credits.ts'
@@ -11,6 +21,18 @@ import keyLs from './commands/key/ls.ts'
 import keyRm from './commands/key/rm.ts'
 import login from './commands/login.ts'
 import serveCommand from './commands/serve.ts'
+import serviceEdit from './commands/service/edit.ts'
+import serviceGet from './commands/service/get.ts'
+import serviceLogs from './commands/service/logs.ts'
+import serviceLs from './commands/service/ls.ts'
+import serviceNew from './commands/service/new.ts'
+import serviceRm from './commands/service/rm.ts'
+import serviceStatus from './commands/service/status.ts'
+import setupScriptEdit from './commands/setup-script/edit.ts'
+import setupScriptGet from './commands/setup-script/get.ts'
+import setupScriptLs from './commands/setup-script/ls.ts'
+import setupScriptNew from './commands/setup-script/new.ts'
+import setupScriptRm from './commands/setup-script/rm.ts'
 import snapshotCreate from './commands/snapshot/create.ts'
 import snapshotFork from './commands/snapshot/fork.ts'
 import snapshotLs from './commands/snapshot/ls.ts'
@@ -21,6 +43,10 @@ import sshKeyAdd from './commands/ssh-key/add.ts'
 import sshKeyLs from './commands/ssh-key/ls.ts'
 import sshKeyRm from './commands/ssh-key/rm.ts'
 import templateLs from './commands/template/ls.ts'
+import toolInstall from './commands/tool/install.ts'
+import toolLaunch from './commands/tool/launch.ts'
+import toolLs from './commands/tool/ls.ts'
+import toolStop from './commands/tool/stop.ts'
 import whoami from './commands/whoami.ts'
 import wsEnv from './commands/workspace/env.ts'
 import wsGet from './commands/workspace/get.ts'
@@ -40,6 +66,9 @@ const program = new Command('rig')
   .description('Rigbox: workspaces in isolated micro-VMs')
   .option('--json', 'machine-readable JSON output')
   .showHelpAfterError()
+  // A usage error commander finds (missing argument, unknown option, bad value) exits 2, as the
+  // README documents; help itself exits 0. Set before the subcommands, which inherit it.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
 
 serveCommand(program)
 login(program)
@@ -82,5 +111,42 @@ ssh(program)
 credits(program)
 const ai = program.command('ai').description('AI: usage and per-workspace settings')
 for (const register of [aiUsage, aiConfig]) register(ai)
+
+const app = program.command('app').description('apps: served ports and the services behind them')
+for (const register of [appLs, appNew, appStart, appStop, appRestart, appLogs, appRm, appParam]) {
+  register(app)
+}
+const setupScript = program
+  .command('setup-script')
+  .description(
+    'bash scripts run at first boot or every start of the workspaces they are attached to',
+  )
+for (const register of [
+  setupScriptLs,
+  setupScriptNew,
+  setupScriptGet,
+  setupScriptEdit,
+  setupScriptRm,
+]) {
+  register(setupScript)
+}
+const service = program
+  .command('service')
+  .description('service specs (systemd units for workspaces), and what runs in a workspace')
+for (const register of [
+  serviceLs,
+  serviceNew,
+  serviceGet,
+  serviceEdit,
+  serviceRm,
+  serviceStatus,
+  serviceLogs,
+]) {
+  register(service)
+}
+const tool = program.command('tool').description('tools a workspace installs on demand')
+for (const register of [toolLs, toolInstall, toolLaunch, toolStop]) register(tool)
+const catalog = program.command('catalog').description('apps to install into a workspace')
+for (const register of [catalogLs, catalogInstall]) register(catalog)
 
 await program.parseAsync()

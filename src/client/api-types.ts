@@ -875,7 +875,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Switch the route on */
+        /** Start the app's systemd unit in its workspace and switch its route on */
         post: operations["post_apps_id_start"];
         delete?: never;
         options?: never;
@@ -892,7 +892,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Switch the route on */
+        /** Start the app's systemd unit in its workspace and switch its route on */
         post: operations["flat_post_apps_id_start"];
         delete?: never;
         options?: never;
@@ -909,7 +909,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Switch the route off (404 at the router; the service keeps running) */
+        /** Switch the app's route off (404 at the router) and stop its unit */
         post: operations["post_apps_id_stop"];
         delete?: never;
         options?: never;
@@ -926,7 +926,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Switch the route off (404 at the router; the service keeps running) */
+        /** Switch the app's route off (404 at the router) and stop its unit */
         post: operations["flat_post_apps_id_stop"];
         delete?: never;
         options?: never;
@@ -943,7 +943,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Switch the route off and on again */
+        /** Restart the app's unit (its route stays on) */
         post: operations["post_apps_id_restart"];
         delete?: never;
         options?: never;
@@ -960,7 +960,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Switch the route off and on again */
+        /** Restart the app's unit (its route stays on) */
         post: operations["flat_post_apps_id_restart"];
         delete?: never;
         options?: never;
@@ -1132,6 +1132,806 @@ export interface paths {
         put?: never;
         /** Create the template's expected apps that are missing (idempotent) */
         post: operations["flat_post_workspaces_id_reconcile_apps"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/params": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The app's param specs and current values (sensitive values are never shown) */
+        get: operations["get_apps_id_params"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Set param values ("" resets one); a running app gets them as env, restarted */
+        patch: operations["patch_apps_id_params"];
+        trace?: never;
+    };
+    "/api/apps/{id}/params": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The app's param specs and current values (sensitive values are never shown) */
+        get: operations["flat_get_apps_id_params"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Set param values ("" resets one); a running app gets them as env, restarted */
+        patch: operations["flat_patch_apps_id_params"];
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/log-sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The app's log sources (systemd units, files) */
+        get: operations["get_apps_id_log_sources"];
+        put?: never;
+        /** Add a log source: systemd_unit (a unit name) or file_path (an absolute path) */
+        post: operations["post_apps_id_log_sources"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/apps/{id}/log-sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The app's log sources (systemd units, files) */
+        get: operations["flat_get_apps_id_log_sources"];
+        put?: never;
+        /** Add a log source: systemd_unit (a unit name) or file_path (an absolute path) */
+        post: operations["flat_post_apps_id_log_sources"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/log-sources/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a log source */
+        delete: operations["delete_apps_id_log_sources_source_id"];
+        options?: never;
+        head?: never;
+        /** Change a log source (is_primary: true makes it the default one) */
+        patch: operations["patch_apps_id_log_sources_source_id"];
+        trace?: never;
+    };
+    "/api/apps/{id}/log-sources/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a log source */
+        delete: operations["flat_delete_apps_id_log_sources_source_id"];
+        options?: never;
+        head?: never;
+        /** Change a log source (is_primary: true makes it the default one) */
+        patch: operations["flat_patch_apps_id_log_sources_source_id"];
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The app's logs: the chosen source, else the primary one, else its unit's journal */
+        get: operations["get_apps_id_logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/apps/{id}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The app's logs: the chosen source, else the primary one, else its unit's journal */
+        get: operations["flat_get_apps_id_logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/logs/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Server-Sent Events of the app unit's journal (file sources cannot be followed) */
+        get: operations["get_apps_id_logs_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/apps/{id}/logs/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Server-Sent Events of the app unit's journal (file sources cannot be followed) */
+        get: operations["flat_get_apps_id_logs_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Request rate, 5xx share, latency percentiles and bandwidth, as the router counted */
+        get: operations["get_apps_id_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/apps/{id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Request rate, 5xx share, latency percentiles and bandwidth, as the router counted */
+        get: operations["flat_get_apps_id_metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/apps/{id}/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Totals and p50/p95/p99 latency over the range */
+        get: operations["get_apps_id_metrics_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/apps/{id}/metrics/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Totals and p50/p95/p99 latency over the range */
+        get: operations["flat_get_apps_id_metrics_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/setup-scripts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your setup scripts (by script_order, then name) */
+        get: operations["get_setup_scripts"];
+        put?: never;
+        /** Create a setup script (bash, run as developer with sudo in /home/developer) */
+        post: operations["post_setup_scripts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/setup-scripts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your setup scripts (by script_order, then name) */
+        get: operations["flat_get_setup_scripts"];
+        put?: never;
+        /** Create a setup script (bash, run as developer with sudo in /home/developer) */
+        post: operations["flat_post_setup_scripts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/setup-scripts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a setup script */
+        get: operations["get_setup_scripts_id"];
+        /** Update a setup script (omitted or null fields are kept); applies at the next start */
+        put: operations["put_setup_scripts_id"];
+        post?: never;
+        /** Delete a setup script (workspaces it is attached to skip it from then on) */
+        delete: operations["delete_setup_scripts_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/setup-scripts/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a setup script */
+        get: operations["flat_get_setup_scripts_id"];
+        /** Update a setup script (omitted or null fields are kept); applies at the next start */
+        put: operations["flat_put_setup_scripts_id"];
+        post?: never;
+        /** Delete a setup script (workspaces it is attached to skip it from then on) */
+        delete: operations["flat_delete_setup_scripts_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/service-specs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your service specs */
+        get: operations["get_service_specs"];
+        put?: never;
+        /** Create a service spec (a systemd unit rigbox-svc-<name>.service run as developer) */
+        post: operations["post_service_specs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/service-specs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your service specs */
+        get: operations["flat_get_service_specs"];
+        put?: never;
+        /** Create a service spec (a systemd unit rigbox-svc-<name>.service run as developer) */
+        post: operations["flat_post_service_specs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/service-specs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a service spec, with a preview of its systemd unit */
+        get: operations["get_service_specs_id"];
+        /** Update a service spec (omitted or null fields are kept; environment_file "" clears it); applies at the next start */
+        put: operations["put_service_specs_id"];
+        post?: never;
+        /** Delete a service spec (its unit is removed from workspaces at their next start) */
+        delete: operations["delete_service_specs_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/service-specs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a service spec, with a preview of its systemd unit */
+        get: operations["flat_get_service_specs_id"];
+        /** Update a service spec (omitted or null fields are kept; environment_file "" clears it); applies at the next start */
+        put: operations["flat_put_service_specs_id"];
+        post?: never;
+        /** Delete a service spec (its unit is removed from workspaces at their next start) */
+        delete: operations["flat_delete_service_specs_id"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's services (its template's, its service specs', apps served by a unit) with their live state */
+        get: operations["get_workspaces_id_services"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/services": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's services (its template's, its service specs', apps served by a unit) with their live state */
+        get: operations["flat_get_workspaces_id_services"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/services/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One service of the workspace, with its live state */
+        get: operations["get_workspaces_id_services_name"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/services/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One service of the workspace, with its live state */
+        get: operations["flat_get_workspaces_id_services_name"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/services/{name}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A service's journal (newest last); the workspace must be running */
+        get: operations["get_workspaces_id_services_name_logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/services/{name}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A service's journal (newest last); the workspace must be running */
+        get: operations["flat_get_workspaces_id_services_name_logs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's tools: installed, running, and their URLs */
+        get: operations["get_workspaces_id_tools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/tools": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The workspace's tools: installed, running, and their URLs */
+        get: operations["flat_get_workspaces_id_tools"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/tools/{tool}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One tool's status */
+        get: operations["get_workspaces_id_tools_tool_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/tools/{tool}/status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One tool's status */
+        get: operations["flat_get_workspaces_id_tools_tool_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/tools/{tool}/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Install a tool in the running workspace (a background job; poll install-status) */
+        post: operations["post_workspaces_id_tools_tool_install"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/tools/{tool}/install": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Install a tool in the running workspace (a background job; poll install-status) */
+        post: operations["flat_post_workspaces_id_tools_tool_install"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/tools/{tool}/install-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tool's latest install job */
+        get: operations["get_workspaces_id_tools_tool_install_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/tools/{tool}/install-status": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The tool's latest install job */
+        get: operations["flat_get_workspaces_id_tools_tool_install_status"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/tools/{tool}/launch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an installed tool and route it; answers with its URL */
+        post: operations["post_workspaces_id_tools_tool_launch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/tools/{tool}/launch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start an installed tool and route it; answers with its URL */
+        post: operations["flat_post_workspaces_id_tools_tool_launch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/tools/{tool}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a tool's process and switch its route off */
+        post: operations["post_workspaces_id_tools_tool_stop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/tools/{tool}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a tool's process and switch its route off */
+        post: operations["flat_post_workspaces_id_tools_tool_stop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/app-catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Apps that can be installed into a workspace */
+        get: operations["get_app_catalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/app-catalog": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Apps that can be installed into a workspace */
+        get: operations["flat_get_app_catalog"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/install-app": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Install a catalog app: the app is created at once, installed by a background job */
+        post: operations["post_workspaces_id_install_app"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/install-app": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Install a catalog app: the app is created at once, installed by a background job */
+        post: operations["flat_post_workspaces_id_install_app"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{id}/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A background job of the workspace (tool or catalog install) */
+        get: operations["get_workspaces_id_jobs_job_id"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/workspaces/{id}/jobs/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A background job of the workspace (tool or catalog install) */
+        get: operations["flat_get_workspaces_id_jobs_job_id"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1983,6 +2783,30 @@ export interface components {
             /** @description the secret key: shown this once, stored only as a hash */
             key: string;
         };
+        SetupStatusInput: {
+            /** @enum {string} */
+            state: "running" | "succeeded" | "failed";
+            started_at: string;
+            finished_at: string | null;
+            runs: {
+                script_id: string;
+                name: string;
+                source: string;
+                run_on: string;
+                /** @enum {string} */
+                status: "succeeded" | "failed" | "skipped";
+                exit_code: number | null;
+                output_tail: string;
+                started_at: string;
+                finished_at: string;
+            }[];
+            services: {
+                name: string;
+                unit: string;
+                state: string;
+                error: string | null;
+            }[];
+        };
         VmInput: {
             id: string;
             user_id: string;
@@ -2005,6 +2829,8 @@ export interface components {
             creation_started_at: string | null;
             setup_script_ids: string[] | null;
             service_spec_ids: string[] | null;
+            /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+            setup_status: components["schemas"]["SetupStatusInput"] | null;
             ai_mode: string | null;
             /** @description how to reach the workspace through the SSH gateway */
             ssh_command: string;
@@ -2081,6 +2907,26 @@ export interface components {
             /** @description Name of the new workspace; defaults to <source>-fork-<random> */
             name?: string | null;
         };
+        ParamOptionInput: {
+            value: string;
+            label: string;
+        };
+        /** @enum {string} */
+        ParamTypeInput: "string" | "secret" | "email" | "url" | "number" | "boolean" | "select" | "textarea";
+        ParamSpecInput: {
+            key: string;
+            label: string;
+            param_type: components["schemas"]["ParamTypeInput"];
+            description?: string;
+            group?: string | null;
+            default?: string;
+            options?: components["schemas"]["ParamOptionInput"][];
+            validation_pattern?: string | null;
+            sensitive?: boolean;
+            required?: boolean;
+            help_url?: string | null;
+            order?: number;
+        };
         WorkspaceTemplateInput: {
             id: string;
             name: string;
@@ -2092,6 +2938,8 @@ export interface components {
             vcpu_count: number;
             disk_size_mb: number;
             coming_soon: boolean;
+            managed_ai_config?: boolean;
+            has_tools?: boolean;
             default_log_sources: {
                 source_type: string;
                 source_ref: string;
@@ -2104,6 +2952,22 @@ export interface components {
                 protocol: string;
                 managed: boolean;
                 system_tags: string[];
+                configurable_params?: components["schemas"]["ParamSpecInput"][];
+                depends_on?: string[];
+            }[];
+            workspace_services?: {
+                name: string;
+                kind: string;
+                unit_name: string;
+                health_cmd: string;
+                exposed: boolean;
+                port: number | null;
+                log_sources: {
+                    source_type: string;
+                    source_ref: string;
+                    display_name: string | null;
+                    is_primary: boolean;
+                }[];
             }[];
         };
         /** @enum {string} */
@@ -2246,30 +3110,6 @@ export interface components {
                 used: number;
             };
         };
-        QuickDeployRequestInput: {
-            template_id: string;
-            name?: string | null;
-            ram_mb?: number | null;
-            vcpu_count?: number | null;
-            disk_size_mb?: number | null;
-            env_vars?: {
-                [key: string]: string;
-            } | null;
-            app_params?: {
-                [key: string]: {
-                    [key: string]: string;
-                };
-            } | null;
-            catalog_ids?: string[];
-            setup_script_ids?: string[] | null;
-            service_spec_ids?: string[] | null;
-        };
-        QuickDeployResponseInput: {
-            workspace: components["schemas"]["VmInput"];
-            message: string;
-            expected_apps: unknown[];
-            installed_apps: string[];
-        };
         /** @enum {string} */
         VisibilityInput: "private" | "public" | "privileged";
         AppInput: {
@@ -2387,18 +3227,129 @@ export interface components {
                 [key: string]: string;
             };
         };
-        SshKeyWithFingerprintInput: {
-            id: string;
-            user_id: string;
-            name: string;
-            public_key: string;
-            fingerprint: string | null;
-            created_at: string;
+        QuickDeployRequestInput: {
+            template_id: string;
+            name?: string | null;
+            ram_mb?: number | null;
+            vcpu_count?: number | null;
+            disk_size_mb?: number | null;
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            app_params?: {
+                [key: string]: {
+                    [key: string]: string;
+                };
+            } | null;
+            catalog_ids?: string[];
+            setup_script_ids?: string[] | null;
+            service_spec_ids?: string[] | null;
         };
-        SshKeyEntryInput: {
-            fingerprint: string;
-            key_type: string;
-            comment: string;
+        QuickDeployResponseInput: {
+            workspace: components["schemas"]["VmInput"];
+            message: string;
+            expected_apps: components["schemas"]["AppInput"][];
+            installed_apps: string[];
+        };
+        DiscoveryStrategyInput: {
+            /** @constant */
+            type: "CommandAvailable";
+            commands: string[];
+        } | {
+            /** @constant */
+            type: "Always";
+        };
+        ToolStatusInput: {
+            id: string;
+            name: string;
+            description: string;
+            icon: string;
+            category: string;
+            port: number;
+            subdomain_suffix: string;
+            discovery: components["schemas"]["DiscoveryStrategyInput"];
+            install_hint: string | null;
+            tags: string[];
+            available: boolean;
+            needs_install: boolean;
+            running: boolean;
+            project_roots: string[];
+            project_roots_truncated: boolean;
+            url: string | null;
+            /** @description "installing" while an install job runs */
+            status_sys: string | null;
+            started_at_ms: number | null;
+            unavailable_reason: string | null;
+        };
+        ToolsListResponseInput: {
+            tools: components["schemas"]["ToolStatusInput"][];
+        };
+        ToolInstallResponseInput: {
+            job_id: string | null;
+            message: string;
+            status: string;
+        };
+        ToolInstallStatusResponseInput: {
+            /** @description none, queued, running, succeeded or failed */
+            status: string;
+            exit_code: number | null;
+            stdout_tail: string | null;
+            available: boolean | null;
+        };
+        LaunchRequestInput: {
+            max_depth?: number | null;
+            max_projects?: number | null;
+            project_root?: string | null;
+        };
+        ToolLaunchResponseInput: {
+            message: string;
+            status: string;
+            url: string | null;
+            started_at_ms: number | null;
+        };
+        ToolStopResponseInput: {
+            message: string;
+            status: string;
+        };
+        AppCatalogItemInput: {
+            id: string;
+            name: string;
+            description: string;
+            icon: string;
+            category: string;
+            min_ram_mb: number;
+            min_disk_mb: number;
+            system_tags: string[];
+            configurable_params: components["schemas"]["ParamSpecInput"][];
+            preview: boolean;
+            destructive_delete: boolean;
+        };
+        CatalogResponseInput: {
+            items: components["schemas"]["AppCatalogItemInput"][];
+        };
+        InstallAppRequestInput: {
+            catalog_id: string;
+            params?: {
+                [key: string]: string;
+            } | null;
+        };
+        InstallAppResponseInput: {
+            app: components["schemas"]["AppInput"];
+            job_id: string | null;
+            live_installed: boolean;
+            message: string;
+            /** @description generated at install and shown only here */
+            credentials: {
+                [key: string]: string;
+            } | null;
+        };
+        JobStatusResponseInput: {
+            /** @description queued, running, succeeded or failed */
+            status: string;
+            exit_code: number | null;
+            stdout: string | null;
+            stderr: string | null;
+            app_status: string | null;
         };
         WorkspaceMetricsInput: {
             workspace_id: string;
@@ -2447,6 +3398,214 @@ export interface components {
             stderr: string;
             timed_out: boolean;
             truncated: boolean;
+        };
+        AppLogSourceInput: {
+            id: string;
+            app_id: string;
+            /** @enum {string} */
+            source_type: "systemd_unit" | "docker_container" | "file_path";
+            source_ref: string;
+            display_name: string | null;
+            is_primary: boolean;
+            created_at: string;
+            updated_at: string;
+        };
+        CreateAppLogSourceRequestInput: {
+            source_type: string;
+            source_ref: string;
+            display_name?: string | null;
+            is_primary?: boolean | null;
+        };
+        UpdateAppLogSourceRequestInput: {
+            source_type?: string | null;
+            source_ref?: string | null;
+            display_name?: string | null;
+            is_primary?: boolean | null;
+        };
+        AppParamsResponseInput: {
+            specs: components["schemas"]["ParamSpecInput"][];
+            values: {
+                [key: string]: string;
+            };
+        };
+        UpdateAppParamsRequestInput: {
+            values: {
+                [key: string]: string;
+            };
+        };
+        ListAppLogSourcesResponseInput: {
+            sources: components["schemas"]["AppLogSourceInput"][];
+        };
+        GetAppLogSourceResponseInput: {
+            source: components["schemas"]["AppLogSourceInput"];
+        };
+        GetAppLogsResponseInput: {
+            source: components["schemas"]["AppLogSourceInput"];
+            lines: {
+                line_number: number;
+                message: string;
+                timestamp: string | null;
+            }[];
+            has_more: boolean;
+            cursor: string | null;
+        };
+        /** @enum {string} */
+        AppMetricsRangeInput: "1h" | "6h" | "24h" | "7d";
+        MetricPointInput: {
+            t: number;
+            v: number;
+        };
+        AppMetricsSeriesInput: {
+            /** @description requests per second */
+            request_rate: components["schemas"]["MetricPointInput"][];
+            /** @description share of requests answered 5xx (0..1) */
+            error_rate_5xx: components["schemas"]["MetricPointInput"][];
+            latency_p50_ms: components["schemas"]["MetricPointInput"][];
+            latency_p95_ms: components["schemas"]["MetricPointInput"][];
+            latency_p99_ms: components["schemas"]["MetricPointInput"][];
+            /** @description response body bytes per second */
+            bandwidth_out_bps: components["schemas"]["MetricPointInput"][];
+        };
+        AppStatusCodeMetricInput: {
+            class: string;
+            count: number;
+            ratio: number;
+        };
+        AppMetricsResponseInput: {
+            range: components["schemas"]["AppMetricsRangeInput"];
+            step_seconds: number;
+            hosts: string[];
+            series: components["schemas"]["AppMetricsSeriesInput"];
+            status_codes: components["schemas"]["AppStatusCodeMetricInput"][];
+        };
+        AppMetricsSummaryResponseInput: {
+            range: components["schemas"]["AppMetricsRangeInput"];
+            hosts: string[];
+            total_requests: number;
+            total_errors_5xx: number;
+            error_rate_5xx: number;
+            request_rate_avg: number;
+            latency_p50_ms: number;
+            latency_p95_ms: number;
+            latency_p99_ms: number;
+            bandwidth_out_bytes: number;
+        };
+        CreateSetupScriptRequestInput: {
+            name: string;
+            content: string;
+            /**
+             * @description first_boot: once per disk (until it succeeds); every_start: at every boot
+             * @default first_boot
+             * @enum {string}
+             */
+            run_on: "first_boot" | "every_start";
+            script_order?: number | null;
+        };
+        UpdateSetupScriptRequestInput: {
+            name?: string | null;
+            content?: string | null;
+            run_on?: ("first_boot" | "every_start") | null;
+            script_order?: number | null;
+        };
+        SetupScriptResponseInput: {
+            id: string;
+            user_id: string;
+            name: string;
+            content: string;
+            run_on: string;
+            script_order: number;
+            source: string;
+            created_at: string;
+            updated_at: string;
+        };
+        SetupScriptsListResponseInput: {
+            scripts: components["schemas"]["SetupScriptResponseInput"][];
+        };
+        CreateServiceSpecRequestInput: {
+            /** @description the unit is rigbox-svc-<name>.service */
+            name: string;
+            /** @description one command line for systemd (not a shell); `$` and `%` are taken literally */
+            exec_start: string;
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            environment_file?: string | null;
+            /**
+             * @default on-failure
+             * @enum {string}
+             */
+            restart_policy: "always" | "on-failure" | "no";
+            /** @default true */
+            auto_enable: boolean;
+            /** @description bash run once, before the unit first starts */
+            setup_script?: string | null;
+        };
+        UpdateServiceSpecRequestInput: {
+            name?: string | null;
+            exec_start?: string | null;
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            environment_file?: string | null;
+            restart_policy?: ("always" | "on-failure" | "no") | null;
+            auto_enable?: boolean | null;
+            setup_script?: string | null;
+        };
+        ServiceSpecResponseInput: {
+            id: string;
+            user_id: string;
+            name: string;
+            exec_start: string;
+            env_vars: {
+                [key: string]: string;
+            };
+            environment_file: string | null;
+            restart_policy: string;
+            auto_enable: boolean;
+            setup_script: string | null;
+            systemd_unit_preview: string;
+            source: string;
+            created_at: string;
+            updated_at: string;
+        };
+        ServiceSpecsListResponseInput: {
+            services: components["schemas"]["ServiceSpecResponseInput"][];
+        };
+        WorkspaceServiceInput: {
+            id: string;
+            workspace_id: string;
+            name: string;
+            kind: string;
+            health_cmd: string;
+            status: string;
+            exposed: boolean;
+            source: string;
+            port: number | null;
+            unit_name: string | null;
+            log_sources: {
+                source_type: string;
+                source_ref: string;
+                display_name: string | null;
+                is_primary: boolean;
+            }[];
+            created_at: string;
+            updated_at: string;
+        };
+        WorkspaceServicesResponseInput: {
+            services: components["schemas"]["WorkspaceServiceInput"][];
+        };
+        SshKeyWithFingerprintInput: {
+            id: string;
+            user_id: string;
+            name: string;
+            public_key: string;
+            fingerprint: string | null;
+            created_at: string;
+        };
+        SshKeyEntryInput: {
+            fingerprint: string;
+            key_type: string;
+            comment: string;
         };
         EgressPolicyInput: {
             /** @description hosts, *.domains, IPs or CIDRs (optionally :port) let through */
@@ -2548,6 +3707,30 @@ export interface components {
             /** @description the secret key: shown this once, stored only as a hash */
             key: string;
         };
+        SetupStatus: {
+            /** @enum {string} */
+            state: "running" | "succeeded" | "failed";
+            started_at: string;
+            finished_at: string | null;
+            runs: {
+                script_id: string;
+                name: string;
+                source: string;
+                run_on: string;
+                /** @enum {string} */
+                status: "succeeded" | "failed" | "skipped";
+                exit_code: number | null;
+                output_tail: string;
+                started_at: string;
+                finished_at: string;
+            }[];
+            services: {
+                name: string;
+                unit: string;
+                state: string;
+                error: string | null;
+            }[];
+        };
         Vm: {
             id: string;
             user_id: string;
@@ -2570,6 +3753,8 @@ export interface components {
             creation_started_at: string | null;
             setup_script_ids: string[] | null;
             service_spec_ids: string[] | null;
+            /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+            setup_status: components["schemas"]["SetupStatus"] | null;
             ai_mode: string | null;
             /** @description how to reach the workspace through the SSH gateway */
             ssh_command: string;
@@ -2646,6 +3831,26 @@ export interface components {
             /** @description Name of the new workspace; defaults to <source>-fork-<random> */
             name?: string | null;
         };
+        ParamOption: {
+            value: string;
+            label: string;
+        };
+        /** @enum {string} */
+        ParamType: "string" | "secret" | "email" | "url" | "number" | "boolean" | "select" | "textarea";
+        ParamSpec: {
+            key: string;
+            label: string;
+            param_type: components["schemas"]["ParamType"];
+            description?: string;
+            group?: string | null;
+            default?: string;
+            options?: components["schemas"]["ParamOption"][];
+            validation_pattern?: string | null;
+            sensitive?: boolean;
+            required?: boolean;
+            help_url?: string | null;
+            order?: number;
+        };
         WorkspaceTemplate: {
             id: string;
             name: string;
@@ -2657,6 +3862,8 @@ export interface components {
             vcpu_count: number;
             disk_size_mb: number;
             coming_soon: boolean;
+            managed_ai_config?: boolean;
+            has_tools?: boolean;
             default_log_sources: {
                 source_type: string;
                 source_ref: string;
@@ -2669,6 +3876,22 @@ export interface components {
                 protocol: string;
                 managed: boolean;
                 system_tags: string[];
+                configurable_params?: components["schemas"]["ParamSpec"][];
+                depends_on?: string[];
+            }[];
+            workspace_services?: {
+                name: string;
+                kind: string;
+                unit_name: string;
+                health_cmd: string;
+                exposed: boolean;
+                port: number | null;
+                log_sources: {
+                    source_type: string;
+                    source_ref: string;
+                    display_name: string | null;
+                    is_primary: boolean;
+                }[];
             }[];
         };
         /** @enum {string} */
@@ -2811,30 +4034,6 @@ export interface components {
                 used: number;
             };
         };
-        QuickDeployRequest: {
-            template_id: string;
-            name?: string | null;
-            ram_mb?: number | null;
-            vcpu_count?: number | null;
-            disk_size_mb?: number | null;
-            env_vars?: {
-                [key: string]: string;
-            } | null;
-            app_params?: {
-                [key: string]: {
-                    [key: string]: string;
-                };
-            } | null;
-            catalog_ids?: string[];
-            setup_script_ids?: string[] | null;
-            service_spec_ids?: string[] | null;
-        };
-        QuickDeployResponse: {
-            workspace: components["schemas"]["Vm"];
-            message: string;
-            expected_apps: unknown[];
-            installed_apps: string[];
-        };
         /** @enum {string} */
         Visibility: "private" | "public" | "privileged";
         App: {
@@ -2952,18 +4151,129 @@ export interface components {
                 [key: string]: string;
             };
         };
-        SshKeyWithFingerprint: {
-            id: string;
-            user_id: string;
-            name: string;
-            public_key: string;
-            fingerprint: string | null;
-            created_at: string;
+        QuickDeployRequest: {
+            template_id: string;
+            name?: string | null;
+            ram_mb?: number | null;
+            vcpu_count?: number | null;
+            disk_size_mb?: number | null;
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            app_params?: {
+                [key: string]: {
+                    [key: string]: string;
+                };
+            } | null;
+            catalog_ids?: string[];
+            setup_script_ids?: string[] | null;
+            service_spec_ids?: string[] | null;
         };
-        SshKeyEntry: {
-            fingerprint: string;
-            key_type: string;
-            comment: string;
+        QuickDeployResponse: {
+            workspace: components["schemas"]["Vm"];
+            message: string;
+            expected_apps: components["schemas"]["App"][];
+            installed_apps: string[];
+        };
+        DiscoveryStrategy: {
+            /** @constant */
+            type: "CommandAvailable";
+            commands: string[];
+        } | {
+            /** @constant */
+            type: "Always";
+        };
+        ToolStatus: {
+            id: string;
+            name: string;
+            description: string;
+            icon: string;
+            category: string;
+            port: number;
+            subdomain_suffix: string;
+            discovery: components["schemas"]["DiscoveryStrategy"];
+            install_hint: string | null;
+            tags: string[];
+            available: boolean;
+            needs_install: boolean;
+            running: boolean;
+            project_roots: string[];
+            project_roots_truncated: boolean;
+            url: string | null;
+            /** @description "installing" while an install job runs */
+            status_sys: string | null;
+            started_at_ms: number | null;
+            unavailable_reason: string | null;
+        };
+        ToolsListResponse: {
+            tools: components["schemas"]["ToolStatus"][];
+        };
+        ToolInstallResponse: {
+            job_id: string | null;
+            message: string;
+            status: string;
+        };
+        ToolInstallStatusResponse: {
+            /** @description none, queued, running, succeeded or failed */
+            status: string;
+            exit_code: number | null;
+            stdout_tail: string | null;
+            available: boolean | null;
+        };
+        LaunchRequest: {
+            max_depth?: number | null;
+            max_projects?: number | null;
+            project_root?: string | null;
+        };
+        ToolLaunchResponse: {
+            message: string;
+            status: string;
+            url: string | null;
+            started_at_ms: number | null;
+        };
+        ToolStopResponse: {
+            message: string;
+            status: string;
+        };
+        AppCatalogItem: {
+            id: string;
+            name: string;
+            description: string;
+            icon: string;
+            category: string;
+            min_ram_mb: number;
+            min_disk_mb: number;
+            system_tags: string[];
+            configurable_params: components["schemas"]["ParamSpec"][];
+            preview: boolean;
+            destructive_delete: boolean;
+        };
+        CatalogResponse: {
+            items: components["schemas"]["AppCatalogItem"][];
+        };
+        InstallAppRequest: {
+            catalog_id: string;
+            params?: {
+                [key: string]: string;
+            } | null;
+        };
+        InstallAppResponse: {
+            app: components["schemas"]["App"];
+            job_id: string | null;
+            live_installed: boolean;
+            message: string;
+            /** @description generated at install and shown only here */
+            credentials: {
+                [key: string]: string;
+            } | null;
+        };
+        JobStatusResponse: {
+            /** @description queued, running, succeeded or failed */
+            status: string;
+            exit_code: number | null;
+            stdout: string | null;
+            stderr: string | null;
+            app_status: string | null;
         };
         WorkspaceMetrics: {
             workspace_id: string;
@@ -3012,6 +4322,214 @@ export interface components {
             stderr: string;
             timed_out: boolean;
             truncated: boolean;
+        };
+        AppLogSource: {
+            id: string;
+            app_id: string;
+            /** @enum {string} */
+            source_type: "systemd_unit" | "docker_container" | "file_path";
+            source_ref: string;
+            display_name: string | null;
+            is_primary: boolean;
+            created_at: string;
+            updated_at: string;
+        };
+        CreateAppLogSourceRequest: {
+            source_type: string;
+            source_ref: string;
+            display_name?: string | null;
+            is_primary?: boolean | null;
+        };
+        UpdateAppLogSourceRequest: {
+            source_type?: string | null;
+            source_ref?: string | null;
+            display_name?: string | null;
+            is_primary?: boolean | null;
+        };
+        AppParamsResponse: {
+            specs: components["schemas"]["ParamSpec"][];
+            values: {
+                [key: string]: string;
+            };
+        };
+        UpdateAppParamsRequest: {
+            values: {
+                [key: string]: string;
+            };
+        };
+        ListAppLogSourcesResponse: {
+            sources: components["schemas"]["AppLogSource"][];
+        };
+        GetAppLogSourceResponse: {
+            source: components["schemas"]["AppLogSource"];
+        };
+        GetAppLogsResponse: {
+            source: components["schemas"]["AppLogSource"];
+            lines: {
+                line_number: number;
+                message: string;
+                timestamp: string | null;
+            }[];
+            has_more: boolean;
+            cursor: string | null;
+        };
+        /** @enum {string} */
+        AppMetricsRange: "1h" | "6h" | "24h" | "7d";
+        MetricPoint: {
+            t: number;
+            v: number;
+        };
+        AppMetricsSeries: {
+            /** @description requests per second */
+            request_rate: components["schemas"]["MetricPoint"][];
+            /** @description share of requests answered 5xx (0..1) */
+            error_rate_5xx: components["schemas"]["MetricPoint"][];
+            latency_p50_ms: components["schemas"]["MetricPoint"][];
+            latency_p95_ms: components["schemas"]["MetricPoint"][];
+            latency_p99_ms: components["schemas"]["MetricPoint"][];
+            /** @description response body bytes per second */
+            bandwidth_out_bps: components["schemas"]["MetricPoint"][];
+        };
+        AppStatusCodeMetric: {
+            class: string;
+            count: number;
+            ratio: number;
+        };
+        AppMetricsResponse: {
+            range: components["schemas"]["AppMetricsRange"];
+            step_seconds: number;
+            hosts: string[];
+            series: components["schemas"]["AppMetricsSeries"];
+            status_codes: components["schemas"]["AppStatusCodeMetric"][];
+        };
+        AppMetricsSummaryResponse: {
+            range: components["schemas"]["AppMetricsRange"];
+            hosts: string[];
+            total_requests: number;
+            total_errors_5xx: number;
+            error_rate_5xx: number;
+            request_rate_avg: number;
+            latency_p50_ms: number;
+            latency_p95_ms: number;
+            latency_p99_ms: number;
+            bandwidth_out_bytes: number;
+        };
+        CreateSetupScriptRequest: {
+            name: string;
+            content: string;
+            /**
+             * @description first_boot: once per disk (until it succeeds); every_start: at every boot
+             * @default first_boot
+             * @enum {string}
+             */
+            run_on: "first_boot" | "every_start";
+            script_order?: number | null;
+        };
+        UpdateSetupScriptRequest: {
+            name?: string | null;
+            content?: string | null;
+            run_on?: ("first_boot" | "every_start") | null;
+            script_order?: number | null;
+        };
+        SetupScriptResponse: {
+            id: string;
+            user_id: string;
+            name: string;
+            content: string;
+            run_on: string;
+            script_order: number;
+            source: string;
+            created_at: string;
+            updated_at: string;
+        };
+        SetupScriptsListResponse: {
+            scripts: components["schemas"]["SetupScriptResponse"][];
+        };
+        CreateServiceSpecRequest: {
+            /** @description the unit is rigbox-svc-<name>.service */
+            name: string;
+            /** @description one command line for systemd (not a shell); `$` and `%` are taken literally */
+            exec_start: string;
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            environment_file?: string | null;
+            /**
+             * @default on-failure
+             * @enum {string}
+             */
+            restart_policy: "always" | "on-failure" | "no";
+            /** @default true */
+            auto_enable: boolean;
+            /** @description bash run once, before the unit first starts */
+            setup_script?: string | null;
+        };
+        UpdateServiceSpecRequest: {
+            name?: string | null;
+            exec_start?: string | null;
+            env_vars?: {
+                [key: string]: string;
+            } | null;
+            environment_file?: string | null;
+            restart_policy?: ("always" | "on-failure" | "no") | null;
+            auto_enable?: boolean | null;
+            setup_script?: string | null;
+        };
+        ServiceSpecResponse: {
+            id: string;
+            user_id: string;
+            name: string;
+            exec_start: string;
+            env_vars: {
+                [key: string]: string;
+            };
+            environment_file: string | null;
+            restart_policy: string;
+            auto_enable: boolean;
+            setup_script: string | null;
+            systemd_unit_preview: string;
+            source: string;
+            created_at: string;
+            updated_at: string;
+        };
+        ServiceSpecsListResponse: {
+            services: components["schemas"]["ServiceSpecResponse"][];
+        };
+        WorkspaceService: {
+            id: string;
+            workspace_id: string;
+            name: string;
+            kind: string;
+            health_cmd: string;
+            status: string;
+            exposed: boolean;
+            source: string;
+            port: number | null;
+            unit_name: string | null;
+            log_sources: {
+                source_type: string;
+                source_ref: string;
+                display_name: string | null;
+                is_primary: boolean;
+            }[];
+            created_at: string;
+            updated_at: string;
+        };
+        WorkspaceServicesResponse: {
+            services: components["schemas"]["WorkspaceService"][];
+        };
+        SshKeyWithFingerprint: {
+            id: string;
+            user_id: string;
+            name: string;
+            public_key: string;
+            fingerprint: string | null;
+            created_at: string;
+        };
+        SshKeyEntry: {
+            fingerprint: string;
+            key_type: string;
+            comment: string;
         };
         EgressPolicy: {
             /** @description hosts, *.domains, IPs or CIDRs (optionally :port) let through */
@@ -3639,6 +5157,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -3709,6 +5229,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -3860,6 +5382,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4011,6 +5535,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4121,6 +5647,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4231,6 +5759,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4341,6 +5871,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4451,6 +5983,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4561,6 +6095,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -4679,6 +6215,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -5613,6 +7151,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;
@@ -6806,6 +8346,2650 @@ export interface operations {
             };
         };
     };
+    get_apps_id_params: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppParamsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    patch_apps_id_params: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAppParamsRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_apps_id_params: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppParamsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_patch_apps_id_params: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAppParamsRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_apps_id_log_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListAppLogSourcesResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_apps_id_log_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAppLogSourceRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppLogSourceResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_apps_id_log_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListAppLogSourcesResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_apps_id_log_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateAppLogSourceRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppLogSourceResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    delete_apps_id_log_sources_source_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    patch_apps_id_log_sources_source_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAppLogSourceRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppLogSourceResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_delete_apps_id_log_sources_source_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_patch_apps_id_log_sources_source_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateAppLogSourceRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppLogSourceResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_apps_id_logs: {
+        parameters: {
+            query?: {
+                lines?: number;
+                source_id?: string;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppLogsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_apps_id_logs: {
+        parameters: {
+            query?: {
+                lines?: number;
+                source_id?: string;
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetAppLogsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_apps_id_logs_stream: {
+        parameters: {
+            query?: {
+                source_id?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_apps_id_logs_stream: {
+        parameters: {
+            query?: {
+                source_id?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_apps_id_metrics: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AppMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppMetricsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_apps_id_metrics: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AppMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppMetricsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_apps_id_metrics_summary: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AppMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppMetricsSummaryResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_apps_id_metrics_summary: {
+        parameters: {
+            query?: {
+                range?: components["schemas"]["AppMetricsRangeInput"];
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AppMetricsSummaryResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_setup_scripts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptsListResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_setup_scripts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSetupScriptRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_setup_scripts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptsListResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_setup_scripts: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateSetupScriptRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_setup_scripts_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_setup_scripts_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSetupScriptRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    delete_setup_scripts_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_setup_scripts_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_setup_scripts_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateSetupScriptRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SetupScriptResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_delete_setup_scripts_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_service_specs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecsListResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_service_specs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateServiceSpecRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_service_specs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecsListResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_service_specs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateServiceSpecRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_service_specs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    put_service_specs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateServiceSpecRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    delete_service_specs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_service_specs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_put_service_specs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UpdateServiceSpecRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceSpecResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_delete_service_specs_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MessageResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_services: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceServicesResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_services: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceServicesResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_services_name: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceService"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_services_name: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceService"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_services_name_logs: {
+        parameters: {
+            query?: {
+                lines?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetWorkspaceLogsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_services_name_logs: {
+        parameters: {
+            query?: {
+                lines?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GetWorkspaceLogsResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_tools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolsListResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_tools: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolsListResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_tools_tool_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolStatus"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_tools_tool_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolStatus"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_workspaces_id_tools_tool_install: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolInstallResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_workspaces_id_tools_tool_install: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolInstallResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_tools_tool_install_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolInstallStatusResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_tools_tool_install_status: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolInstallStatusResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_workspaces_id_tools_tool_launch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LaunchRequestInput"] | null;
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolLaunchResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_workspaces_id_tools_tool_launch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LaunchRequestInput"] | null;
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolLaunchResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_workspaces_id_tools_tool_stop: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolStopResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_workspaces_id_tools_tool_stop: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                tool: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ToolStopResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_app_catalog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_app_catalog: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CatalogResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    post_workspaces_id_install_app: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InstallAppRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstallAppResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_post_workspaces_id_install_app: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Workspace ID (e.g. ws-xxxxxxxx) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["InstallAppRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InstallAppResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    get_workspaces_id_jobs_job_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStatusResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
+    flat_get_workspaces_id_jobs_job_id: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobStatusResponse"];
+                };
+            };
+            /** @description Default Response */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+            /** @description Default Response */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiErrorBody"];
+                };
+            };
+        };
+    };
     get_workspaces_id_snapshots: {
         parameters: {
             query?: never;
@@ -7479,6 +11663,8 @@ export interface operations {
                         creation_started_at: string | null;
                         setup_script_ids: string[] | null;
                         service_spec_ids: string[] | null;
+                        /** @description what the last boot's automation ran (src/automation/); null: nothing yet */
+                        setup_status: components["schemas"]["SetupStatus"] | null;
                         ai_mode: string | null;
                         /** @description how to reach the workspace through the SSH gateway */
                         ssh_command: string;

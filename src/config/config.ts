@@ -1,6 +1,8 @@
+import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
+import { parseOperatorEntry } from '../egress/operator.ts'
 
 const port = z.coerce.number().int().min(0).max(65535)
 const positiveInt = z.coerce.number().int().positive()
@@ -10,6 +12,19 @@ const httpUrl = z
   .url()
   .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL')
   .transform((u) => u.replace(/\/+$/, ''))
+/** Comma-separated IP addresses and CIDRs, canonicalised; every bad entry is named. */
+const egressAllowList = z.string().transform((text, ctx) => {
+  const out: string[] = []
+  for (const raw of text
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean)) {
+    const e = parseOperatorEntry(raw)
+    if ('error' in e) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(raw)} ${e.error}` })
+    else if (!out.includes(e.text)) out.push(e.text)
+  }
+  return out
+})
 
 /** Every setting the server reads, from the environment, validated once at boot. */
 const envSchema = z.object({
@@ -58,6 +73,10 @@ const envSchema = z.object({
     .max(1 << 20)
     .default(65_536),
   RIGBOX_HOST_REGISTRY_DIR: z.string().min(1).default('/var/lib/rigbox'),
+  /** Comma-separated addresses or CIDRs every workspace may reach, reserved ranges included. */
+  RIGBOX_EGRESS_ALLOW: egressAllowList.optional(),
+  /** A PEM bundle installed in every VM's trust store (a company or mirror CA). */
+  RIGBOX_GUEST_CA_CERTS: z.string().min(1).optional(),
   RIGBOX_AI_UPSTREAM_URL: httpUrl.optional(),
   RIGBOX_AI_UPSTREAM_KEY: z.string().min(1).optional(),
   RIGBOX_AI_ANTHROPIC_URL: httpUrl.optional(),
@@ -118,6 +137,11 @@ export interface Config {
    * What this installation owns on the host (src/node/installation.ts): unset values are derived
    * from the data dir and claimed in `registryDir`, so installations never share them.
    */
+  /**
+   * Operator egress settings (docs/networking.md): `allow` opens addresses or CIDRs for every
+   * workspace, even reserved ones; `guestCaCerts` is the PEM text every VM trusts besides its own.
+   */
+  egress: { allow: string[]; guestCaCerts: string | null }
   jail: {
     cgroupParent: string | null
     uidBase: number | null
@@ -225,6 +249,10 @@ export function loadConfig(env: RawEnv = process.env): Config {
       maxConcurrentPerUser: e.RIGBOX_AI_MAX_CONCURRENT,
       modelsTtlMs: e.RIGBOX_AI_MODELS_TTL_MS,
     },
+    egress: {
+      allow: e.RIGBOX_EGRESS_ALLOW ?? [],
+      guestCaCerts: e.RIGBOX_GUEST_CA_CERTS ? readPemBundle(e.RIGBOX_GUEST_CA_CERTS) : null,
+    },
     jail: {
       cgroupParent: e.RIGBOX_CGROUP_PARENT ?? null,
       uidBase: e.RIGBOX_JAIL_UID_BASE ?? null,
@@ -232,4 +260,23 @@ export function loadConfig(env: RawEnv = process.env): Config {
       registryDir: path.resolve(e.RIGBOX_HOST_REGISTRY_DIR),
     },
   }
+}
+
+/** The PEM certificates of a bundle file; anything else in it (comments, keys) is refused. */
+function readPemBundle(file: string): string {
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(
+      `invalid configuration:\n  RIGBOX_GUEST_CA_CERTS=${JSON.stringify(file)}: ${(err as Error).message}`,
+    )
+  }
+  const certs = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []
+  if (!certs.length) {
+    throw new ConfigError(
+      `invalid configuration:\n  RIGBOX_GUEST_CA_CERTS=${JSON.stringify(file)}: no PEM certificate in it`,
+    )
+  }
+  return certs.join('\n') + '\n'
 }

@@ -204,6 +204,119 @@ const migrations: Record<string, Migration> = {
         .execute()
     },
   },
+  // Automation (setup scripts, service specs, apps as units, log sources, params, jobs, app
+  // metrics). Attachments are JSON id lists on the workspace, as the API shows them.
+  '0006_automation': {
+    async up(db: Kysely<unknown>) {
+      await db.schema
+        .createTable('setup_scripts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('content', 'text', (c) => c.notNull())
+        .addColumn('run_on', 'text', (c) => c.notNull())
+        .addColumn('script_order', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createIndex('setup_scripts_user')
+        .on('setup_scripts')
+        .column('user_id')
+        .execute()
+      await db.schema
+        .createTable('service_specs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('exec_start', 'text', (c) => c.notNull())
+        .addColumn('env_vars', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('environment_file', 'text')
+        .addColumn('restart_policy', 'text', (c) => c.notNull())
+        .addColumn('auto_enable', 'integer', (c) => c.notNull().defaultTo(1))
+        .addColumn('setup_script', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('service_specs_user_name', ['user_id', 'name'])
+        .execute()
+      await db.schema
+        .alterTable('workspaces')
+        .addColumn('setup_script_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute()
+      await db.schema
+        .alterTable('workspaces')
+        .addColumn('service_spec_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute()
+      await db.schema
+        .alterTable('workspaces')
+        .addColumn('catalog_ids', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute()
+      await db.schema.alterTable('workspaces').addColumn('setup_status', 'text').execute()
+      await db.schema.alterTable('apps').addColumn('service_unit', 'text').execute()
+      await db.schema
+        .alterTable('apps')
+        .addColumn('params', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute()
+      await db.schema
+        .alterTable('apps')
+        .addColumn('param_values', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute()
+      await db.schema
+        .alterTable('apps')
+        .addColumn('depends_on', 'text', (c) => c.notNull().defaultTo('[]'))
+        .execute()
+      await db.schema
+        .createTable('app_log_sources')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('source_type', 'text', (c) => c.notNull())
+        .addColumn('source_ref', 'text', (c) => c.notNull())
+        .addColumn('display_name', 'text')
+        .addColumn('is_primary', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createIndex('app_log_sources_app')
+        .on('app_log_sources')
+        .column('app_id')
+        .execute()
+      await db.schema
+        .createTable('workspace_jobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('workspace_id', 'text', (c) =>
+          c.notNull().references('workspaces.id').onDelete('cascade'),
+        )
+        .addColumn('user_id', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('target', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text')
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('exit_code', 'integer')
+        .addColumn('stdout', 'text')
+        .addColumn('stderr', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .execute()
+      await db.schema
+        .createIndex('workspace_jobs_target')
+        .on('workspace_jobs')
+        .columns(['workspace_id', 'kind', 'target'])
+        .execute()
+      await db.schema
+        .createTable('app_metrics')
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('minute', 'integer', (c) => c.notNull())
+        .addColumn('requests', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('errors_5xx', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('bytes_out', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('status_classes', 'text', (c) => c.notNull().defaultTo('{}'))
+        .addColumn('latency_buckets', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addColumn('hosts', 'text', (c) => c.notNull().defaultTo('[]'))
+        .addPrimaryKeyConstraint('app_metrics_pk', ['app_id', 'minute'])
+        .execute()
+    },
+  },
 }
 
 export const migrationProvider: MigrationProvider = {

@@ -44,6 +44,13 @@ export interface WorkspacesTable {
   /** JSON `{"allow": [...], "deny": [...]}` of host patterns for the egress proxy. */
   egress_policy: string
   disk_op: DiskOp | null
+  /** JSON id lists: the user's setup scripts and service specs attached to the workspace. */
+  setup_script_ids: string
+  service_spec_ids: string
+  /** JSON id list of catalog apps to install once the workspace first runs (quick deploy). */
+  catalog_ids: string
+  /** JSON SetupStatus (src/automation/): the last start's script runs and service starts. */
+  setup_status: string | null
   failure_code: string | null
   failure_reason: string | null
   creation_attempts: number
@@ -71,8 +78,89 @@ export interface AppsTable {
   managed: number
   system_tags: string
   app_kind: string
+  /** The systemd unit in the VM that serves the app (start/stop/restart act on it); null: none. */
+  service_unit: string | null
+  /** JSON ParamSpec[] the app declares. */
+  params: string
+  /** JSON {key: value}; sensitive values are sealed with the SecretBox (src/ai/secrets.ts). */
+  param_values: string
+  /** JSON list of app names in the same workspace this app needs first. */
+  depends_on: string
   created_at: string
   updated_at: string
+}
+
+export interface SetupScriptsTable {
+  id: string
+  user_id: string
+  name: string
+  /** A bash script, run as `developer` (with sudo) in /home/developer. */
+  content: string
+  run_on: 'first_boot' | 'every_start'
+  script_order: number
+  created_at: string
+  updated_at: string
+}
+
+export interface ServiceSpecsTable {
+  id: string
+  user_id: string
+  /** The unit is `rigbox-svc-<name>.service`. */
+  name: string
+  exec_start: string
+  /** JSON {KEY: value}, on top of the workspace env. */
+  env_vars: string
+  environment_file: string | null
+  restart_policy: 'always' | 'on-failure' | 'no'
+  auto_enable: number
+  /** Bash run once before the unit is first started (as developer, in /home/developer). */
+  setup_script: string
+  created_at: string
+  updated_at: string
+}
+
+export interface AppLogSourcesTable {
+  id: string
+  app_id: string
+  source_type: 'systemd_unit' | 'file_path' | 'docker_container'
+  source_ref: string
+  display_name: string | null
+  is_primary: number
+  created_at: string
+  updated_at: string
+}
+
+/** An async job in a workspace: a tool or a catalog app being installed. */
+export interface WorkspaceJobsTable {
+  id: string
+  workspace_id: string
+  user_id: string
+  kind: 'tool_install' | 'app_install'
+  /** The tool id or catalog id. */
+  target: string
+  app_id: string | null
+  status: 'queued' | 'running' | 'succeeded' | 'failed'
+  exit_code: number | null
+  stdout: string | null
+  stderr: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** What the router counted for one app in one minute (src/apps/metrics.ts). */
+export interface AppMetricsTable {
+  app_id: string
+  /** Unix seconds at the minute's start. */
+  minute: number
+  requests: number
+  errors_5xx: number
+  bytes_out: number
+  /** JSON {"2xx": n, ...}. */
+  status_classes: string
+  /** JSON counts per latency bucket (bounds in src/apps/metrics.ts). */
+  latency_buckets: string
+  /** JSON list of Host names seen. */
+  hosts: string
 }
 
 export interface SshKeysTable {
@@ -175,4 +263,9 @@ export interface Database {
   ai_accounts: AiAccountsTable
   workspace_ai: WorkspaceAiTable
   ai_usage: AiUsageTable
+  setup_scripts: SetupScriptsTable
+  service_specs: ServiceSpecsTable
+  app_log_sources: AppLogSourcesTable
+  workspace_jobs: WorkspaceJobsTable
+  app_metrics: AppMetricsTable
 }

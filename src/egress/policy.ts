@@ -1,5 +1,6 @@
 import { canonicalIp, formatCidr, inCidr, ipBytes, parseCidr, parseHost } from './address.ts'
 import type { Cidr, ParsedHost } from './address.ts'
+import { compileOperatorAllow, operatorMatch } from './operator.ts'
 import { canonicalSet, classify, HOST_LOCAL, KIND_LABEL } from './ranges.ts'
 
 /**
@@ -37,6 +38,11 @@ export interface DecideOptions {
    * 127.0.0.1, or the cloud metadata service, and a workspace owner edits their own policy.
    */
   allowHostLocal?: boolean
+  /**
+   * The operator's allow list (RIGBOX_EGRESS_ALLOW, operator.ts): addresses and CIDRs open to
+   * every workspace, whatever its own allow list says. A workspace's deny list still wins.
+   */
+  operatorAllow?: readonly string[]
 }
 
 type Entry = { text: string; port: number | null } & (
@@ -208,6 +214,8 @@ export function decideByName(
   const p = byName(policy, host, port, opts)
   if ('allowed' in p) return p
   if (p.host.kind === 'ip' || p.allow.length === 0) return null
+  // The name may resolve to an address the operator opened: only its addresses can tell.
+  if (opts.operatorAllow?.length) return null
   if (p.allow.some((e) => e.kind === 'cidr' || matchesName(e, p.host, port))) return null
   return refuse(`${p.name}:${port}`, "not in the workspace's egress allow list")
 }
@@ -216,7 +224,9 @@ export function decideByName(
  * Whether a workspace may open a connection to `target`, in this order: a deny entry matching the
  * name or any resolved address refuses; host-local addresses are refused (unless `allowHostLocal`);
  * an exact-name or address allow entry allows, even a private address (how a user opens a database
- * in their own network on purpose); a non-empty allow list that does not match refuses; any
+ * in their own network on purpose); an operator allow entry (`opts.operatorAllow`) allows the same
+ * way, and a single-address operator entry even opens a host-local address, since the operator
+ * named it on purpose; a non-empty allow list that does not match refuses; any
  * non-public resolved address refuses; anything else is allowed. A wildcard allow entry satisfies
  * the allow list but does not open non-public addresses: whoever runs a subdomain's DNS could
  * point it anywhere.
@@ -242,10 +252,13 @@ export function decide(
   }
 
   const node = canonicalSet(nodeAddresses)
+  const operator = compileOperatorAllow(opts.operatorAllow)
   if (!opts.allowHostLocal) {
     for (const ip of ips) {
       const kind = classify(ip, node)
-      if (HOST_LOCAL.has(kind))
+      // Only an address the operator listed exactly: a wide CIDR (10.0.0.0/8) must not open the
+      // node's own address inside it by accident.
+      if (HOST_LOCAL.has(kind) && !operatorMatch(operator, ip)?.exact)
         return refuse(shown(ip), `${KIND_LABEL[kind]}; never reachable from a workspace`)
     }
   }
@@ -255,6 +268,10 @@ export function decide(
   for (const ip of ips) {
     const e = allow.find((x) => matchesIp(x, ip, target.port))
     if (e) return allowed(`explicitly allowed by "${e.text}"`, ip)
+  }
+  for (const ip of ips) {
+    const e = operatorMatch(operator, ip)
+    if (e) return allowed(`allowed by the operator's egress allow list ("${e.text}")`, ip)
   }
   const wild = allow.find((e) => e.kind === 'wildcard' && matchesName(e, host, target.port))
   if (allow.length > 0 && !wild)

@@ -32,6 +32,8 @@ export interface EgressProxyOptions {
   nodeAddresses?: () => Iterable<string>
   /** Let explicit allow entries open loopback and other host-local addresses (tests only). */
   allowHostLocal?: boolean
+  /** The operator's allow list (RIGBOX_EGRESS_ALLOW): addresses and CIDRs open to every workspace. */
+  operatorAllow?: readonly string[]
   log?: EgressLogger
 }
 
@@ -138,8 +140,8 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
       log.warn({ workspaceId: ws, err: (err as Error).message }, 'egress policy unavailable')
       return { status: 503, message: 'egress policy unavailable; try again' }
     }
-    const hostLocal = { allowHostLocal: opts.allowHostLocal }
-    const early = decideByName(policy, rawHost, port, hostLocal)
+    const decideOpts = { allowHostLocal: opts.allowHostLocal, operatorAllow: opts.operatorAllow }
+    const early = decideByName(policy, rawHost, port, decideOpts)
     if (early) return refuse(early.reason)
     let resolved: string[] = []
     if (host.kind === 'name') {
@@ -149,7 +151,12 @@ export function createEgressProxy(opts: EgressProxyOptions): EgressProxy {
         return { status: 502, message: `egress to ${host.name} failed: could not resolve the name` }
       }
     }
-    const d = decide(policy, { host: rawHost, port, resolved }, new Set(nodeAddresses()), hostLocal)
+    const d = decide(
+      policy,
+      { host: rawHost, port, resolved },
+      new Set(nodeAddresses()),
+      decideOpts,
+    )
     if (!d.allowed || !d.address) return refuse(d.reason)
     log.info({ workspaceId: ws, host: rawHost, port, address: d.address }, 'egress allowed')
     return { address: d.address }

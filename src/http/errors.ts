@@ -60,7 +60,19 @@ export class ApiError extends Error {
 }
 
 export function notFound(
-  what: 'workspace' | 'api key' | 'template' | 'resource',
+  what:
+    | 'workspace'
+    | 'api key'
+    | 'template'
+    | 'resource'
+    | 'app'
+    | 'setup script'
+    | 'service spec'
+    | 'service'
+    | 'tool'
+    | 'catalog app'
+    | 'job'
+    | 'log source',
   id: string,
 ): ApiError {
   const code: ErrorCode =

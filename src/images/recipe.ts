@@ -39,7 +39,21 @@ const BASE_PACKAGES = [
   'udev',
 ]
 
-const DEV_PACKAGES = ['build-essential', 'cmake', 'gdb', 'strace', 'postgresql-client']
+/**
+ * Packages of the `dev` image: what build templates and their users expect beyond base (Node 22
+ * with npm and git are in every image): compilers, Python's pip and venv, sqlite3, rsync.
+ */
+const DEV_PACKAGES = [
+  'build-essential',
+  'cmake',
+  'gdb',
+  'strace',
+  'postgresql-client',
+  'python3-pip',
+  'python3-venv',
+  'sqlite3',
+  'rsync',
+]
 
 export interface Recipe {
   name: ImageName

@@ -42,14 +42,17 @@ export abstract class GuestCalls {
     await this.guest(id).writeFile(file, data, { mkdirs: true }).catch(guestError)
   }
 
-  async logs(id: string, opts: { lines: number; cursor?: string }): Promise<GuestLogLine[]> {
+  async logs(
+    id: string,
+    opts: { lines: number; cursor?: string; unit?: string },
+  ): Promise<GuestLogLine[]> {
     const page = await this.guest(id).logs(opts).catch(guestError)
     return page.lines
   }
 
   followLogs(
     id: string,
-    opts: { cursor?: string },
+    opts: { cursor?: string; unit?: string },
     onLine: (line: GuestLogLine) => void,
     signal: AbortSignal,
   ): Promise<void> {

@@ -8,6 +8,7 @@ import { ApiError } from '../http/errors.ts'
 import { QemuDriver } from '../vm/qemu.ts'
 import { describeExit, type VmDriver, type VmHandle, type VmLaunchSpec } from '../vm/types.ts'
 import { guestError } from './guest-errors.ts'
+import { prepareGuest } from './guest-prep.ts'
 import { resolveInstallation } from './installation.ts'
 import { launchSpecFor } from './launch.ts'
 import { Leases } from './leases.ts'
@@ -52,6 +53,7 @@ export class LocalNode extends GuestCalls implements NodeClient {
     this.snapshots = new DiskSnapshots(config.dataDir)
     this.egress = createEgressProxy({
       policyFor: async (id) => this.policies.get(id) ?? { allow: [], deny: [] },
+      operatorAllow: config.egress.allow,
     })
     this.tunnel = new TunnelHost({
       handlers: {
@@ -108,6 +110,9 @@ export class LocalNode extends GuestCalls implements NodeClient {
       // The guest's wall clock stood still while it was paused.
       ...(resumed && { clock_unix_ms: Date.now() }),
     })
+    // A fresh boot gets the operator's CAs and the package managers' proxy config before it
+    // counts as running, so setup scripts can install packages; a resumed VM still has them.
+    if (!resumed) await prepareGuest(guest, { caCerts: this.config.egress.guestCaCerts })
     return { ipAddress, resumed }
   }
 

@@ -128,10 +128,10 @@ export interface NodeClient {
   readFile(id: string, path: string, maxBytes: number): Promise<Buffer>
   writeFile(id: string, path: string, data: Buffer): Promise<void>
   metrics(id: string): Promise<GuestMetrics>
-  logs(id: string, opts: { lines: number; cursor?: string }): Promise<GuestLogLine[]>
+  logs(id: string, opts: { lines: number; cursor?: string; unit?: string }): Promise<GuestLogLine[]>
   followLogs(
     id: string,
-    opts: { cursor?: string },
+    opts: { cursor?: string; unit?: string },
     onLine: (line: GuestLogLine) => void,
     signal: AbortSignal,
   ): Promise<void>

@@ -10,6 +10,11 @@ export interface ReconcilerOptions {
   stopTimeoutMs: number
   /** Builds what the node needs to run a workspace (env, keys…). */
   specOf: (row: WorkspaceRow) => Promise<WorkspaceSpec>
+  /**
+   * Called once a boot (not a resume: its processes went on where they were) reached running;
+   * the workspace's automation runs from there (src/automation/). Errors are the callee's own.
+   */
+  onBooted?: (row: WorkspaceRow) => void
 }
 
 class BootTimeout extends Error {}
@@ -159,8 +164,9 @@ export class Reconciler {
     try {
       const spec = await this.o.specOf(row)
       await node.provision(spec)
-      const { ipAddress } = await node.start(spec, abort.signal)
-      await this.o.store.transition(row, { status: 'running', ip_address: ipAddress })
+      const { ipAddress, resumed } = await node.start(spec, abort.signal)
+      const next = await this.o.store.transition(row, { status: 'running', ip_address: ipAddress })
+      if (!resumed) this.o.onBooted?.(next)
     } catch (err) {
       const current = await this.o.store.get(row.id)
       // Cancelled or deleted meanwhile: the next pass stops or removes the VM.

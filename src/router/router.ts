@@ -9,6 +9,7 @@ import type { ForwardContext } from './headers.ts'
 import { parseHost } from './host.ts'
 import { silentLogger, type RouterLogger } from './log.ts'
 import { handleReserved, RESERVED_PREFIX } from './login.ts'
+import { meterRequest } from './metering.ts'
 import { errors, rawErrorResponse, sendError, type RouterError } from './pages.ts'
 import { forwardHttp, Upstreams, type ProxyTimeouts, type Target } from './proxy.ts'
 import { ensureWildcardCertificate } from './tls.ts'
@@ -116,6 +117,7 @@ export async function createRouter(deps: RouterDeps, opts: RouterOptions): Promi
       if (!found) return sendError(req, res, errors.notFound())
       if (url.startsWith(RESERVED_PREFIX))
         return handleReserved(deps, found.route, proto === 'https', req, res)
+      if (deps.onRequestDone) meterRequest(req, res, found.route, deps.onRequestDone)
       const ctx = context(req, proto, found.port)
       const d = await admit(req, found.route)
       if ('error' in d) {

@@ -49,4 +49,19 @@ export interface RouterDeps {
   endSession(sessionId: string): Promise<void>
   /** Secret for login tokens and session cookies (HMAC-SHA256). */
   sessionSecret: Buffer
+  /** Told of every finished HTTP request to an app (metrics); must not throw or block. */
+  onRequestDone?(r: RequestRecord): void
+}
+
+/** One HTTP request to an app, as the router saw it end. */
+export interface RequestRecord {
+  appId: string
+  subdomain: string
+  /** The status sent; 499 when the client left before any answer. */
+  status: number
+  /** Body bytes sent to the client. */
+  bytesOut: number
+  latencyMs: number
+  /** The Host asked for, without its port. */
+  host: string
 }

@@ -1,8 +1,9 @@
 import { z } from 'zod'
 import { defineRoute } from '../http/route.ts'
 import { dnsLabel, envVarsSchema, vmSchema } from '../workspaces/schemas.ts'
-import type { WorkspaceService } from '../workspaces/service.ts'
-import { templateSchema, templates } from './catalog.ts'
+import { appSchema } from '../apps/schemas.ts'
+import { templateSchema, templates, templateView } from './catalog.ts'
+import { quickDeploy, type DeployDeps } from './deploy.ts'
 
 const quickDeployRequest = z
   .object({
@@ -23,12 +24,14 @@ const quickDeployResponse = z
   .object({
     workspace: vmSchema,
     message: z.string(),
-    expected_apps: z.array(z.unknown()),
+    /** The template's apps, created with the workspace (routed once its services answer). */
+    expected_apps: z.array(appSchema),
+    /** Catalog apps asked for (catalog_ids): they are installed after the first boot. */
     installed_apps: z.array(z.string()),
   })
   .meta({ id: 'QuickDeployResponse' })
 
-export function templateRoutes(ws: WorkspaceService) {
+export function templateRoutes(d: DeployDeps) {
   return [
     defineRoute({
       method: 'GET',
@@ -39,7 +42,7 @@ export function templateRoutes(ws: WorkspaceService) {
       rateClass: 'workspaces',
       response: z.object({ templates: z.array(templateSchema) }).meta({ id: 'TemplatesResponse' }),
       flat: { schema: z.array(templateSchema), from: (r) => r.templates },
-      handler: async () => ({ templates }),
+      handler: async () => ({ templates: templates.map(templateView) }),
     }),
     defineRoute({
       method: 'POST',
@@ -55,13 +58,16 @@ export function templateRoutes(ws: WorkspaceService) {
         from: (r) => ({ ...r.workspace, message: r.message }),
       },
       handler: async ({ user, body }) => {
-        const row = await ws.quickDeploy(user, body)
+        const { row, apps, catalog } = await quickDeploy(d, user, body)
+        const made = apps.length ? ` with app ${apps.map((a) => a.name).join(', ')}` : ''
+        const later = catalog.length
+          ? `; catalog apps ${catalog.join(', ')} are installed after the first boot`
+          : ''
         return {
-          workspace: ws.view(row),
-          message: `workspace ${row.name} created from template ${body.template_id}; start it to boot`,
-          // App routes for a template's expected apps arrive with the apps API.
-          expected_apps: [],
-          installed_apps: [],
+          workspace: d.workspaces.view(row),
+          message: `workspace ${row.name} created from template ${body.template_id}${made}; start it to boot${later}`,
+          expected_apps: apps.map((a) => d.apps.view(a)),
+          installed_apps: catalog,
         }
       },
     }),

@@ -33,15 +33,15 @@ const metricsSchema = z
   })
   .meta({ id: 'WorkspaceMetrics' })
 
-const logsResponse = z
+/** One journal line as the log endpoints (workspace, service, app) answer it. */
+export const logLineSchema = z.object({
+  line_number: z.number().int().min(0),
+  message: z.string(),
+  timestamp: z.string().nullable(),
+})
+export const logsResponse = z
   .object({
-    lines: z.array(
-      z.object({
-        line_number: z.number().int().min(0),
-        message: z.string(),
-        timestamp: z.string().nullable(),
-      }),
-    ),
+    lines: z.array(logLineSchema),
     has_more: z.boolean(),
     cursor: z.string().nullable(),
   })

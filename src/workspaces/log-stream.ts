@@ -16,6 +16,8 @@ export async function streamLogs(o: {
   ws: WorkspaceService
   user: User
   id: string
+  /** Only this systemd unit's lines (an app's unit); the whole journal without it. */
+  unit?: string
   request: FastifyRequest
   reply: FastifyReply
 }): Promise<void> {
@@ -44,7 +46,7 @@ export async function streamLogs(o: {
   try {
     await o.node.followLogs(
       o.id,
-      { cursor },
+      { cursor, ...(o.unit && { unit: o.unit }) },
       (line) => {
         const data = JSON.stringify({
           message: line.message,

@@ -58,6 +58,36 @@ export const envVarsSchema = z
       `per value and ${EXEC_LIMITS.envTotalBytes} in all; no NUL characters`,
   )
 
+/** The workspace's setup_status (SetupStatus in src/automation/types.ts). */
+const setupStatusSchema = z
+  .object({
+    state: z.enum(['running', 'succeeded', 'failed']),
+    started_at: z.string(),
+    finished_at: z.string().nullable(),
+    runs: z.array(
+      z.object({
+        script_id: z.string(),
+        name: z.string(),
+        source: z.string(),
+        run_on: z.string(),
+        status: z.enum(['succeeded', 'failed', 'skipped']),
+        exit_code: z.number().int().nullable(),
+        output_tail: z.string(),
+        started_at: z.string(),
+        finished_at: z.string(),
+      }),
+    ),
+    services: z.array(
+      z.object({
+        name: z.string(),
+        unit: z.string(),
+        state: z.string(),
+        error: z.string().nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'SetupStatus' })
+
 export const vmSchema = z
   .object({
     id: z.string(),
@@ -78,6 +108,9 @@ export const vmSchema = z
     creation_started_at: z.string().nullable(),
     setup_script_ids: z.array(z.string()).nullable(),
     service_spec_ids: z.array(z.string()).nullable(),
+    setup_status: setupStatusSchema
+      .nullable()
+      .describe("what the last boot's automation ran (src/automation/); null: nothing yet"),
     ai_mode: z.string().nullable(),
     ssh_command: z.string().describe('how to reach the workspace through the SSH gateway'),
     created_at: z.string(),

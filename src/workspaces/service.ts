@@ -4,7 +4,7 @@ import { nameSuffix, newId, nowIso } from '../lib/ids.ts'
 import { checkAllocation, checkStart, limitsFor, type Size } from '../limits/service.ts'
 import type { DiskOp } from '../db/schema.ts'
 import type { NodeClient } from '../node/types.ts'
-import { findTemplate, images, type Template } from '../templates/catalog.ts'
+import { findTemplate, images, templates, type Template } from '../templates/catalog.ts'
 import { envVarsSchema, type GetWorkspaceResponse } from './schemas.ts'
 import { toVm, type WorkspaceRow, type WorkspaceStore } from './store.ts'
 
@@ -29,6 +29,10 @@ export interface CreateInput {
   vcpu_count?: number | null
   disk_size_mb?: number | null
   env_vars?: Record<string, string> | null
+  /** Attached automation (src/automation/); the ids are checked by Deps.checkAttachments. */
+  setup_script_ids?: string[] | null
+  service_spec_ids?: string[] | null
+  catalog_ids?: string[] | null
 }
 
 export interface Deps {
@@ -40,6 +44,8 @@ export interface Deps {
   onEnvChanged: (row: WorkspaceRow) => Promise<void>
   /** Where the SSH gateway listens, for each workspace's ssh command. */
   ssh: { host: string; port: number }
+  /** Refuses attached setup scripts / service specs that are not the user's (400 naming them). */
+  checkAttachments?: (user: User, input: CreateInput) => Promise<void>
 }
 
 export class WorkspaceService {
@@ -79,8 +85,10 @@ export class WorkspaceService {
     input: CreateInput,
     opts: { template?: Template; diskOp?: DiskOp } = {},
   ): Promise<WorkspaceRow> {
-    const { template } = opts
-    const image = input.image ?? template?.image ?? 'base'
+    // A fork keeps its source's template_id as a record; only a new workspace takes the template.
+    const template = opts.template ?? (opts.diskOp ? undefined : templateFor(input.template_id))
+    if (template) input = withTemplate(template, input)
+    const image = input.image ?? 'base'
     if (!(images as readonly string[]).includes(image)) {
       throw new ApiError('VALIDATION_ERROR', `image "${image}" is unknown; one of: ${images}`)
     }
@@ -91,6 +99,7 @@ export class WorkspaceService {
     }
     checkMinimums(size)
     checkEnv(input.env_vars ?? {})
+    await this.deps.checkAttachments?.(user, input)
     const rows = await this.deps.store.listByUser(user.id)
     checkAllocation(limitsFor(user), rows, size)
     if (rows.some((w) => w.name === input.name)) {
@@ -112,6 +121,10 @@ export class WorkspaceService {
       ip_address: null,
       egress_policy: JSON.stringify({ allow: [], deny: [] }),
       disk_op: opts.diskOp ?? null,
+      setup_script_ids: JSON.stringify(input.setup_script_ids ?? []),
+      service_spec_ids: JSON.stringify(input.service_spec_ids ?? []),
+      catalog_ids: JSON.stringify(input.catalog_ids ?? []),
+      setup_status: null,
       failure_code: null,
       failure_reason: null,
       creation_attempts: 0,
@@ -130,24 +143,13 @@ export class WorkspaceService {
     return row
   }
 
-  /** A template's floors raise low requests; missing sizes take the template's. */
+  /** create() with a template (its image and floors; see withTemplate) and a generated name. */
   quickDeploy(user: User, input: Omit<CreateInput, 'name'> & { name?: string | null }) {
     const template = input.template_id ? findTemplate(input.template_id) : undefined
     if (!template) throw notFound('template', String(input.template_id))
-    if (template.coming_soon) {
-      throw new ApiError('BAD_REQUEST', `template ${template.id} is not deployable yet`)
-    }
-    const floor = (v: number | null | undefined, min: number) => Math.max(v ?? min, min)
     return this.create(
       user,
-      {
-        ...input,
-        name: input.name ?? `${template.id}-${nameSuffix()}`,
-        image: template.image,
-        ram_mb: floor(input.ram_mb, template.ram_mb),
-        vcpu_count: floor(input.vcpu_count, template.vcpu_count),
-        disk_size_mb: floor(input.disk_size_mb, template.disk_size_mb),
-      },
+      { ...input, name: input.name ?? `${template.id}-${nameSuffix()}` },
       { template },
     )
   }
@@ -288,6 +290,42 @@ export class WorkspaceService {
     const next = await this.deps.store.transition(row, patch)
     this.deps.kick(row.id)
     return next
+  }
+}
+
+/** The template a create names; an unknown one is a bad request (400 naming it). */
+function templateFor(id: string | null | undefined): Template | undefined {
+  if (id == null) return undefined
+  const template = findTemplate(id)
+  if (!template) {
+    const known = templates.map((t) => t.id).join(', ')
+    throw new ApiError('VALIDATION_ERROR', `template_id "${id}" is unknown; one of: ${known}`)
+  }
+  return template
+}
+
+/**
+ * A template's image, and its resource floors: missing sizes take the template's, lower ones are
+ * raised to them, since the template's software does not fit in less.
+ */
+function withTemplate(template: Template, input: CreateInput): CreateInput {
+  if (template.coming_soon) {
+    throw new ApiError('BAD_REQUEST', `template ${template.id} is not deployable yet`)
+  }
+  if (input.image != null && input.image !== template.image) {
+    throw new ApiError(
+      'VALIDATION_ERROR',
+      `template ${template.id} runs on image "${template.image}", not "${input.image}"; leave image out`,
+    )
+  }
+  const floor = (v: number | null | undefined, min: number) => Math.max(v ?? min, min)
+  return {
+    ...input,
+    template_id: template.id,
+    image: template.image,
+    ram_mb: floor(input.ram_mb, template.ram_mb),
+    vcpu_count: floor(input.vcpu_count, template.vcpu_count),
+    disk_size_mb: floor(input.disk_size_mb, template.disk_size_mb),
   }
 }
 

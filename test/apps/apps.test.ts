@@ -82,12 +82,15 @@ describe('apps API (records, names, visibility, limits)', () => {
     })
     assert.equal(bad.status, 400)
 
+    // Start and stop act on the app's unit in the VM (test/apps/services-*.test.ts); the route
+    // alone is switched with PATCH status.
     const stop = await call(t.app, key, 'POST', `/api/v1/apps/${app.id}/stop`)
-    assert.equal(stop.status, 200)
-    assert.deepEqual(referenceErrors('ServiceActionResponse', stop.json), [])
-    assert.equal(stop.json.app.status, 'inactive')
-    const start = await call(t.app, key, 'POST', `/api/v1/apps/${app.id}/start`)
-    assert.equal(start.json.app.status, 'active')
+    assert.equal(stop.status, 409)
+    assert.equal(stop.json.error.code, 'INVALID_STATE')
+    const off = await call(t.app, key, 'PATCH', `/api/v1/apps/${app.id}`, { status: 'inactive' })
+    assert.equal(off.json.app.status, 'inactive')
+    const on = await call(t.app, key, 'PATCH', `/api/v1/apps/${app.id}`, { status: 'active' })
+    assert.equal(on.json.app.status, 'active')
 
     const renamed = await call(t.app, key, 'PATCH', `/api/v1/apps/${app.id}`, {
       name: 'renamed',
@@ -132,6 +135,9 @@ describe('apps API (records, names, visibility, limits)', () => {
       template_id: 'web-fullstack',
     })
     const id = qd.json.workspace.id
+    // Quick deploy made the template's app; reconciling after its removal makes it again.
+    assert.equal(qd.json.expected_apps.length, 1)
+    await call(t.app, otherKey, 'DELETE', `/api/v1/apps/${qd.json.expected_apps[0].id}`)
     const first = await call(t.app, otherKey, 'POST', `/api/v1/workspaces/${id}/reconcile-apps`)
     assert.equal(first.status, 200)
     assert.deepEqual(referenceErrors('ReconcileAppsResponse', first.json), [])

@@ -92,7 +92,12 @@ function paramValue(param: Param, own: string | undefined, others: string[]): fc
   return fc.oneof(
     ...(own ? [{ weight: 8, arbitrary: fc.constant(encode(own)) }] : []),
     ...(others.length ? [{ weight: 1, arbitrary: fc.constantFrom(...others).map(encode) }] : []),
-    { weight: 2, arbitrary: shaped(param.schema).map((v) => encode(String(v))) },
+    {
+      weight: 2,
+      arbitrary: shaped(param.schema).map((v) =>
+        encode(typeof v === 'object' ? JSON.stringify(v) : String(v)),
+      ),
+    },
     { weight: 2, arbitrary: hostileString.map(encode) },
     { weight: 1, arbitrary: rawEncoded },
   )

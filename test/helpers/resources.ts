@@ -31,8 +31,30 @@ async function must(res: Promise<{ status: number; json: unknown; body: string }
 export async function createOwnedResources(t: TestApp, key: string): Promise<ResourceIds> {
   const suffix = randomBytes(3).toString('hex')
   const idle = () => t.app.rigbox.reconciler.idle()
+  const script = await must(
+    call(t.app, key, 'POST', '/api/v1/setup-scripts', {
+      name: `script-${suffix}`,
+      content: 'echo hi',
+      run_on: 'every_start',
+    }),
+    'setup script',
+  )
+  const spec = await must(
+    call(t.app, key, 'POST', '/api/v1/service-specs', {
+      name: `svc-${suffix}`,
+      exec_start: '/usr/bin/sleep infinity',
+    }),
+    'service spec',
+  )
   const ws = (
-    await must(call(t.app, key, 'POST', '/api/v1/workspaces', { name: `owned-${suffix}` }), 'ws')
+    await must(
+      call(t.app, key, 'POST', '/api/v1/workspaces', {
+        name: `owned-${suffix}`,
+        setup_script_ids: [script.id],
+        service_spec_ids: [spec.id],
+      }),
+      'ws',
+    )
   ).vm.id as string
   for (const step of ['start', 'stop']) {
     await must(call(t.app, key, 'POST', `/api/v1/workspaces/${ws}/${step}`), step)
@@ -52,6 +74,33 @@ export async function createOwnedResources(t: TestApp, key: string): Promise<Res
     }),
     'app',
   )
+  const source = await must(
+    call(t.app, key, 'POST', `/api/v1/apps/${app.app.id}/log-sources`, {
+      source_type: 'file_path',
+      source_ref: '/var/log/app.log',
+    }),
+    'log source',
+  )
+  // A job is made by installing into a VM; the fake node has no guest, so it is recorded here.
+  const jobId = `job-${suffix}`
+  const now = new Date().toISOString()
+  await t.app.rigbox.db
+    .insertInto('workspace_jobs')
+    .values({
+      id: jobId,
+      workspace_id: ws,
+      user_id: me0(app),
+      kind: 'tool_install',
+      target: 'terminal',
+      app_id: null,
+      status: 'failed',
+      exit_code: 1,
+      stdout: '',
+      stderr: 'no guest',
+      created_at: now,
+      updated_at: now,
+    })
+    .execute()
   const sshKey = await must(
     call(t.app, key, 'POST', '/api/v1/ssh-keys', {
       name: `key-${suffix}`,
@@ -70,10 +119,19 @@ export async function createOwnedResources(t: TestApp, key: string): Promise<Res
     'workspaces.id': ws,
     'snapshots.snapshot_id': snapshot.snapshot.id,
     'apps.id': app.app.id,
+    'log-sources.source_id': source.source.id,
+    'setup-scripts.id': script.id,
+    'service-specs.id': spec.id,
+    'services.name': `svc-${suffix}`,
+    'tools.tool': 'terminal',
+    'jobs.job_id': jobId,
     'ssh-keys.id': sshKey.id,
     'api-keys.id': apiKey.api_key.id,
   }
 }
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const me0 = (app: any) => app.app.user_id as string
 
 /** The id a body property refers to, e.g. `workspace_id` → the `workspaces.id` resource. */
 export function bodyReference(ids: ResourceIds, property: string): string | undefined {

@@ -45,7 +45,7 @@ export async function startVmPlatform(env: Record<string, string> = {}) {
   const adminKey = fs.readFileSync(path.join(dataDir, 'admin.key'), 'utf8').trim()
   const api = (
     key: string,
-    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE',
     url: string,
     body?: unknown,
   ) => call(platform.app, key, method, url, body)

@@ -24,6 +24,7 @@ describe('workspace env: one validation however it arrives', () => {
   let t: TestApp
   let key: string
   let workspaceId: string
+  let specId: string
   before(async () => {
     t = await makeApp({ node: new FakeNode() })
     key = (await makeUser(t, 'env@example.com', 'pro')).key
@@ -33,6 +34,12 @@ describe('workspace env: one validation however it arrives', () => {
         env_vars: { KEEP: 'me' },
       })
     ).json.vm.id
+    specId = (
+      await call(t.app, key, 'POST', '/api/v1/service-specs', {
+        name: 'holder',
+        exec_start: 'true',
+      })
+    ).json.id
   })
   after(() => t.close())
 
@@ -41,6 +48,9 @@ describe('workspace env: one validation however it arrives', () => {
     { method: 'POST', path: '/workspaces', body: { name: 'fresh' } },
     { method: 'POST', path: '/quick-deploy', body: { template_id: 'base', name: 'quick' } },
     { method: 'POST', path: `/workspaces/${workspaceId}/env`, body: {} },
+    // A service spec's env is added to the workspace's in its unit (src/automation/).
+    { method: 'POST', path: '/service-specs', body: { name: 'fresh', exec_start: 'true' } },
+    { method: 'PUT', path: `/service-specs/${specId}`, body: {} },
   ]
 
   it('covers every operation whose body takes env_vars (new ones must be added here)', async () => {
@@ -49,7 +59,8 @@ describe('workspace env: one validation however it arrives', () => {
       .map((op) => `${op.method} ${op.path}`)
     const covered = ways().flatMap((w) =>
       ['/api/v1', '/api'].map(
-        (prefix) => `${w.method} ${prefix}${w.path.replace(workspaceId, '{id}')}`,
+        (prefix) =>
+          `${w.method} ${prefix}${w.path.replace(workspaceId, '{id}').replace(specId, '{id}')}`,
       ),
     )
     assert.deepEqual(takingEnv.sort(), covered.sort())
